@@ -1,0 +1,23 @@
+# The kit's two commands: `make replicate` (the main job) and `make test` (the tests).
+# Each creates .venv on first use and installs the kit with pinned versions (constraints.txt).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= runs/latest
+
+.PHONY: replicate test clean-venv
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "prefalign-lite needs Python >= 3.10, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $@
+
+replicate: $(VENV)/.installed
+	$(PY) -m prefalign_lite run-notebooks --out $(OUT)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,201 @@
+"""The tabular Bradley-Terry sandbox: a world small enough that the right answer is known exactly.
+
+A handful of prompts, each with a finite set of responses carrying a latent reward and a spurious
+"length". A policy is a table of logits, one row per prompt, so ``log pi(y|x)`` is a log-softmax of
+that row. With a KL penalty ``beta`` the RLHF optimum is ``pi* ∝ pi_ref exp(r / beta)`` (SPEC,
+"DPO and its relatives"), and DPO trained on the Bradley-Terry preferences must reach it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_positive, check_range
+from .noise import AdaptiveThreshold, refinement_alpha
+from .objectives import extrapolated_logps, sera_margin, spa_refined_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sandbox:
+    """``rewards``, ``lengths`` and ``ref_logits`` have shape ``(n_prompts, n_responses)``."""
+
+    rewards: torch.Tensor
+    lengths: torch.Tensor
+    ref_logits: torch.Tensor
+
+    @property
+    def n_prompts(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def n_responses(self) -> int:
+        return self.rewards.shape[1]
+
+    def optimal_policy(self, beta: float) -> torch.Tensor:
+        """The exact KL-regularised optimum ``pi* ∝ pi_ref exp(r / beta)``, shape ``(P, R)``."""
+        beta = check_positive("beta", beta)
+        return torch.softmax(self.ref_logits + self.rewards / beta, dim=-1)
+
+
+@dataclass
+class Pairs:
+    """Labelled preference pairs: ``prompt``, ``chosen``, ``rejected`` are index tensors ``(M,)``;
+    ``flipped`` marks pairs whose label disagrees with the latent reward (noise, known here);
+    ``weight`` is 1 for sampled pairs and the label probability for the exhaustive soft pairs."""
+
+    prompt: torch.Tensor
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    flipped: torch.Tensor
+    weight: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.prompt.numel()
+
+    def subset(self, index: torch.Tensor) -> "Pairs":
+        return Pairs(*(getattr(self, f)[index] for f in ("prompt", "chosen", "rejected", "flipped", "weight")))
+
+
+def make_sandbox(n_prompts: int = 8, n_responses: int = 6, reward_scale: float = 1.0,
+                 ref_scale: float = 1.0, max_length: int = 10, seed: int = 0) -> Sandbox:
+    """Random latent rewards ``N(0, reward_scale²)``, a reference policy with random logits and
+    integer lengths in ``[1, max_length]`` drawn independently of the reward (so any length
+    preference of the annotator is purely spurious)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (n_prompts, n_responses)
+    rewards = reward_scale * torch.randn(shape, generator=g, dtype=torch.float64)
+    ref_logits = ref_scale * torch.randn(shape, generator=g, dtype=torch.float64)
+    lengths = torch.randint(1, max_length + 1, shape, generator=g).to(torch.float64)
+    return Sandbox(rewards=rewards, lengths=lengths, ref_logits=ref_logits)
+
+
+def annotator_probability(box: Sandbox, prompt, first, second, temperature: float = 1.0,
+                          length_bias: float = 0.0) -> torch.Tensor:
+    """Bradley-Terry probability that the annotator prefers ``first`` over ``second``:
+    ``sigma((r1 - r2) / temperature + length_bias * (len1 - len2))``."""
+    temperature = check_positive("temperature", temperature)
+    dr = box.rewards[prompt, first] - box.rewards[prompt, second]
+    dl = box.lengths[prompt, first] - box.lengths[prompt, second]
+    return torch.sigmoid(dr / temperature + length_bias * dl)
+
+
+def sample_pairs(box: Sandbox, n_pairs: int, flip_rate: float = 0.0, temperature: float = 1.0,
+                 length_bias: float = 0.0, seed: int = 0) -> Pairs:
+    """Draw ``n_pairs`` (prompt, two distinct responses), label them with the BT annotator, then
+    flip a ``flip_rate`` share of the labels at random. ``flipped`` records pairs whose final label
+    contradicts the latent reward, whatever the cause (annotator noise, length bias or the flip)."""
+    flip_rate = check_range("flip_rate", flip_rate, 0.0, 1.0)
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, box.n_prompts, (n_pairs,), generator=g)
+    first = torch.randint(0, box.n_responses, (n_pairs,), generator=g)
+    offset = torch.randint(1, box.n_responses, (n_pairs,), generator=g)
+    second = (first + offset) % box.n_responses
+    p = annotator_probability(box, prompt, first, second, temperature, length_bias)
+    first_wins = torch.rand(n_pairs, generator=g, dtype=torch.float64) < p
+    first_wins ^= torch.rand(n_pairs, generator=g, dtype=torch.float64) < flip_rate
+    chosen = torch.where(first_wins, first, second)
+    rejected = torch.where(first_wins, second, first)
+    flipped = box.rewards[prompt, chosen] < box.rewards[prompt, rejected]
+    return Pairs(prompt, chosen, rejected, flipped, torch.ones(n_pairs, dtype=torch.float64))
+
+
+def all_pairs(box: Sandbox, temperature: float = 1.0) -> Pairs:
+    """Every ordered pair of distinct responses, weighted by the annotator's probability of that
+    order: the population version of the data, whose DPO minimiser is exactly ``pi*`` when
+    ``temperature = 1`` and ``beta`` is the KL weight."""
+    idx = [(x, a, b) for x in range(box.n_prompts) for a in range(box.n_responses)
+           for b in range(box.n_responses) if a != b]
+    prompt, chosen, rejected = (torch.tensor(col) for col in zip(*idx))
+    weight = annotator_probability(box, prompt, chosen, rejected, temperature)
+    flipped = box.rewards[prompt, chosen] < box.rewards[prompt, rejected]
+    return Pairs(prompt, chosen, rejected, flipped, weight)
+
+
+def pair_logps(logits: torch.Tensor, pairs: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log pi(chosen|x), log pi(rejected|x))`` for a tabular policy given by its logits."""
+    logp = F.log_softmax(logits, dim=-1)
+    return logp[pairs.prompt, pairs.chosen], logp[pairs.prompt, pairs.rejected]
+
+
+def mean_kl(p: torch.Tensor, q: torch.Tensor) -> float:
+    """``KL(p || q)`` averaged over prompts, for row-stochastic tables ``(P, R)``."""
+    return float((p * (p.log() - q.log())).sum(-1).mean())
+
+
+def tabular_logps(box: Sandbox, logits: torch.Tensor, pairs: Pairs):
+    """``(pi_w, pi_l, ref_w, ref_l)`` for the pairs: the argument list every objective takes."""
+    return (*pair_logps(logits, pairs), *pair_logps(box.ref_logits, pairs))
+
+
+def extrapolated_pair_logps(box: Sandbox, logits: torch.Tensor, pairs: Pairs, lam: float):
+    """``(pi~_w, pi~_l)`` under SPA's de-coupled model (Eq. 12); in the tabular world a response
+    is a single token, so a row of logits is the whole next-token distribution."""
+    policy, ref = logits[pairs.prompt].unsqueeze(1), box.ref_logits[pairs.prompt].unsqueeze(1)
+    return tuple(extrapolated_logps(policy, ref, y.unsqueeze(1), lam) for y in (pairs.chosen, pairs.rejected))
+
+
+PairLoss = Callable[[torch.Tensor, Pairs, int], torch.Tensor]
+
+
+def train_tabular(box: Sandbox, pairs: Pairs, loss: PairLoss, steps: int = 500, lr: float = 0.1,
+                  batch_size: int | None = None, target: torch.Tensor | None = None,
+                  seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+    """Adam on a tabular policy initialised at the reference. ``loss(logits, batch, step)``
+    returns per-pair losses (see :func:`tabular_logps`), weighted by ``batch.weight`` and averaged.
+    Returns the final logits and, if ``target`` (a policy table) is given, ``KL(target || pi)``
+    after each step."""
+    g = torch.Generator().manual_seed(seed)
+    logits = box.ref_logits.clone().requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    kls: list[float] = []
+    for step in range(steps):
+        index = torch.arange(len(pairs)) if batch_size is None else torch.randperm(len(pairs), generator=g)[:batch_size]
+        batch = pairs.subset(index)
+        per_pair = loss(logits, batch, step)
+        value = (batch.weight * per_pair).sum() / batch.weight.sum()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        if target is not None:
+            kls.append(mean_kl(target, torch.softmax(logits.detach(), -1)))
+    return logits.detach(), kls
+
+
+class SpaTabularLoss:
+    """SPA's refined loss (Eq. 10) with de-coupled noise detection (Eq. 11-12) on the sandbox, as a
+    ``loss`` for :func:`train_tabular`. Every call records which pairs it flagged, so precision and
+    recall of the flag against the known ``flipped`` labels can be measured afterwards."""
+
+    def __init__(self, box: Sandbox, beta: float = 0.1, alpha: float = 0.1, k: float = 0.1,
+                 lam: float = 0.5, total_steps: int = 500, warmup_fraction: float = 0.2,
+                 window: int = 50):
+        self.box, self.beta, self.alpha, self.lam = box, beta, alpha, lam
+        self.total_steps, self.warmup_fraction = total_steps, warmup_fraction
+        self.threshold = AdaptiveThreshold(k=k, window=window)
+        self.flags: list[torch.Tensor] = []
+        self.flipped: list[torch.Tensor] = []
+
+    def __call__(self, logits: torch.Tensor, batch: Pairs, step: int) -> torch.Tensor:
+        pi_w, pi_l, ref_w, ref_l = tabular_logps(self.box, logits, batch)
+        with torch.no_grad():
+            ext_w, ext_l = extrapolated_pair_logps(self.box, logits, batch, self.lam)
+            z = self.threshold(self.beta * sera_margin(ext_w, ext_l, ref_w, ref_l))
+        alpha = refinement_alpha(step, self.total_steps, self.alpha, self.warmup_fraction)
+        if alpha > 0:
+            self.flags.append(z.bool())
+            self.flipped.append(batch.flipped)
+        return spa_refined_loss(pi_w, pi_l, ref_w, ref_l, z, self.beta, alpha)
+
+    def precision_recall(self) -> tuple[float, float]:
+        """Of the pairs flagged after warm-up, the share truly flipped; of the flipped ones seen
+        after warm-up, the share flagged."""
+        z, flipped = torch.cat(self.flags), torch.cat(self.flipped)
+        precision = float((z & flipped).sum() / z.sum().clamp_min(1))
+        recall = float((z & flipped).sum() / flipped.sum().clamp_min(1))
+        return precision, recall
