@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ._checks import check_positive, check_range
 from .noise import AdaptiveThreshold, refinement_alpha
 from .objectives import extrapolated_logps, sera_margin, spa_refined_loss
+from .selection import extreme_pairs
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,13 @@ class Pairs:
         return self.prompt.numel()
 
     def subset(self, index: torch.Tensor) -> "Pairs":
-        return Pairs(*(getattr(self, f)[index] for f in ("prompt", "chosen", "rejected", "flipped", "weight")))
+        return Pairs(*(getattr(self, f)[index] for f in _FIELDS))
+
+    def __add__(self, other: "Pairs") -> "Pairs":
+        return Pairs(*(torch.cat([getattr(self, f), getattr(other, f)]) for f in _FIELDS))
+
+
+_FIELDS = ("prompt", "chosen", "rejected", "flipped", "weight")
 
 
 def make_sandbox(n_prompts: int = 8, n_responses: int = 6, reward_scale: float = 1.0,
@@ -128,9 +135,11 @@ def mean_kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float((p * (p.log() - q.log())).sum(-1).mean())
 
 
-def tabular_logps(box: Sandbox, logits: torch.Tensor, pairs: Pairs):
-    """``(pi_w, pi_l, ref_w, ref_l)`` for the pairs: the argument list every objective takes."""
-    return (*pair_logps(logits, pairs), *pair_logps(box.ref_logits, pairs))
+def tabular_logps(box: Sandbox, logits: torch.Tensor, pairs: Pairs, ref_logits: torch.Tensor | None = None):
+    """``(pi_w, pi_l, ref_w, ref_l)`` for the pairs: the argument list every objective takes. The
+    reference is the sandbox's unless ``ref_logits`` (e.g. a previous iterate) is given."""
+    ref = box.ref_logits if ref_logits is None else ref_logits
+    return (*pair_logps(logits, pairs), *pair_logps(ref, pairs))
 
 
 def extrapolated_pair_logps(box: Sandbox, logits: torch.Tensor, pairs: Pairs, lam: float):
@@ -140,18 +149,74 @@ def extrapolated_pair_logps(box: Sandbox, logits: torch.Tensor, pairs: Pairs, la
     return tuple(extrapolated_logps(policy, ref, y.unsqueeze(1), lam) for y in (pairs.chosen, pairs.rejected))
 
 
+def expected_reward(box: Sandbox, logits: torch.Tensor) -> float:
+    """The true reward of a policy: ``E_x E_{y~pi(.|x)} r(x, y)`` (prompts weighted equally)."""
+    return float((torch.softmax(logits, -1) * box.rewards).sum(-1).mean())
+
+
+def implicit_reward(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """``log pi(y|x) - log pi_ref(y|x)`` for every (prompt, response): DPO's reward over beta."""
+    return F.log_softmax(logits, -1) - F.log_softmax(ref_logits, -1)
+
+
+def ranking_accuracy(box: Sandbox, scores: torch.Tensor) -> float:
+    """Share of (prompt, response pair) whose order under ``scores`` (P, R) matches the reward's."""
+    ds = scores.unsqueeze(-1) - scores.unsqueeze(-2)
+    dr = box.rewards.unsqueeze(-1) - box.rewards.unsqueeze(-2)
+    upper = torch.triu(torch.ones_like(dr, dtype=torch.bool), diagonal=1).expand_as(dr)
+    return float(((ds * dr)[upper] > 0).double().mean())
+
+
+def augmented_margins(box: Sandbox, logits: torch.Tensor, pairs: Pairs, kappa_policy: float,
+                      kappa_ref: float) -> tuple[torch.Tensor, ...]:
+    """Sr-DPO's prompt-augmented log-probs ``(pi_w, pi_l, ref_w, ref_l)`` given ``p + x``, in a toy
+    model of what the quality instruction does: it tilts a model towards better responses,
+    ``pi(y|p+x) ∝ pi(y|x) exp(kappa r(x, y))``, the policy by ``kappa_policy`` and the reference by
+    ``kappa_ref``. Then ``Delta = beta h + beta (kappa_policy - kappa_ref)(r_w - r_l)``: with equal
+    tilts the prompt adds nothing (``Delta`` = ``Delta_naive``); a policy that follows the
+    instruction more than the reference makes ``Delta`` a second, label-free view of the reward."""
+    pol = pair_logps(logits + kappa_policy * box.rewards, pairs)
+    ref = pair_logps(box.ref_logits + kappa_ref * box.rewards, pairs)
+    return (*pol, *ref)
+
+
 PairLoss = Callable[[torch.Tensor, Pairs, int], torch.Tensor]
+
+
+def pair_loss(box: Sandbox, objective, *args, ref_logits: torch.Tensor | None = None, **kwargs) -> PairLoss:
+    """Adapt an objective ``f(pi_w, pi_l, ref_w, ref_l, *args, **kwargs)`` from
+    :mod:`prefalign_lite.objectives` into a ``loss`` for :func:`train_tabular`."""
+    return lambda logits, batch, step: objective(*tabular_logps(box, logits, batch, ref_logits), *args, **kwargs)
+
+
+def bootstrap_pairs(box: Sandbox, logits: torch.Tensor, reward: torch.Tensor, n_groups: int,
+                    n_samples: int = 4, temperature: float = 0.7, seed: int = 0) -> tuple[Pairs, torch.Tensor]:
+    """SeRA's preference bootstrapping in the sandbox: ``n_groups`` times, pick a prompt, sample
+    ``n_samples`` responses from the policy at ``temperature``, score them with ``reward`` (a
+    ``(P, R)`` table, e.g. an implicit reward) and pair the best with the worst. Groups whose
+    samples all score the same are dropped. Returns the pairs and their reward margins."""
+    temperature = check_positive("temperature", temperature)
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, box.n_prompts, (n_groups,), generator=g)
+    probs = torch.softmax(logits[prompt] / temperature, -1)
+    samples = torch.multinomial(probs, n_samples, replacement=True, generator=g)
+    best, worst, margin = extreme_pairs(reward[prompt.unsqueeze(1), samples])
+    chosen, rejected = samples.gather(1, best[:, None])[:, 0], samples.gather(1, worst[:, None])[:, 0]
+    keep = margin > 0
+    flipped = box.rewards[prompt, chosen] < box.rewards[prompt, rejected]
+    pairs = Pairs(prompt, chosen, rejected, flipped, torch.ones(n_groups, dtype=torch.float64))
+    return pairs.subset(keep), margin[keep]
 
 
 def train_tabular(box: Sandbox, pairs: Pairs, loss: PairLoss, steps: int = 500, lr: float = 0.1,
                   batch_size: int | None = None, target: torch.Tensor | None = None,
-                  seed: int = 0) -> tuple[torch.Tensor, list[float]]:
-    """Adam on a tabular policy initialised at the reference. ``loss(logits, batch, step)``
+                  seed: int = 0, init: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
+    """Adam on a tabular policy initialised at the reference (or at ``init``, a previous iterate). ``loss(logits, batch, step)``
     returns per-pair losses (see :func:`tabular_logps`), weighted by ``batch.weight`` and averaged.
     Returns the final logits and, if ``target`` (a policy table) is given, ``KL(target || pi)``
     after each step."""
     g = torch.Generator().manual_seed(seed)
-    logits = box.ref_logits.clone().requires_grad_(True)
+    logits = (box.ref_logits if init is None else init).clone().requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
     kls: list[float] = []
     for step in range(steps):
