@@ -2,3 +2,9 @@
 Sr-DPO and a distributionally robust DPO), every objective implemented once in
 :mod:`prefalign_lite.objectives`."""
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# transformers and datasets import tqdm.auto, which warns in Jupyter when ipywidgets is absent;
+# the kit's own progress bars are plain text, so the warning is only noise (and nbval sees stderr).
+_warnings.filterwarnings("ignore", message="IProgress not found")

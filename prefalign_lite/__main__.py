@@ -1,4 +1,9 @@
-"""Command line: ``python -m prefalign_lite run-notebooks --out runs/latest``."""
+"""Command line:
+
+    python -m prefalign_lite run-notebooks --out runs/latest   execute the notebooks with papermill
+    python -m prefalign_lite world-check                       is the embedded world a fair test?
+    python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,8 +20,27 @@ def main(argv: list[str] | None = None) -> int:
     nb = sub.add_parser("run-notebooks", help="execute the notebooks in order with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/latest"), help="folder for executed notebooks")
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
+    check = sub.add_parser("world-check", help="SFT stats and DPO-on-all-gold win rate against SFT")
+    check.add_argument("--json", type=Path, help="also write the report here")
+    sub.add_parser("make-fixture", help="rewrite the small UltraFeedback-layout fixture in data/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.command == "world-check":
+        import json
+
+        from .world_check import run
+
+        report = json.dumps(run(), indent=1)
+        print(report)
+        if args.json:
+            args.json.write_text(report)
+        return 0
+    if args.command == "make-fixture":
+        from .fixture import FIXTURE, write_fixture
+
+        write_fixture(FIXTURE)
+        print(f"wrote {FIXTURE}")
+        return 0
 
     notebooks = ordered_notebooks(names=args.only)
     if not notebooks:
