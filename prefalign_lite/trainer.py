@@ -38,16 +38,20 @@ class StepInputs:
     policy_logits: torch.Tensor | None = None
     ref_logits: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+    augmented: tuple[torch.Tensor, ...] | None = None  # (pi_w, pi_l, ref_w, ref_l) given prefix + prompt
 
 
 @dataclass
 class Objective:
     """``loss(inputs) -> (per-example loss, {metric: float})``; ``needs_logits`` keeps the full
-    logits of policy and reference for objectives that read them (SPA's extrapolation)."""
+    logits of policy and reference for objectives that read them (SPA's extrapolation);
+    ``augment_prefix`` adds no-grad log-probs of the completions given ``prefix + prompt`` under
+    policy and reference (Sr-DPO's Delta)."""
 
     loss: Callable[[StepInputs], tuple[torch.Tensor, dict]]
     beta: float
     needs_logits: bool = False
+    augment_prefix: str | None = None
 
 
 def dpo_objective(beta: float) -> Objective:
@@ -113,7 +117,19 @@ class PreferenceTrainer:
         pi, lengths, logits = L.forward_logps(self.model, batch, keep_logits=keep)
         (pi_w, pi_l), (ref_w, ref_l), (len_w, len_l) = L.split_pairs(pi), L.split_pairs(ref), L.split_pairs(lengths)
         return StepInputs(pi_w, pi_l, ref_w, ref_l, len_w, len_l, step, total, rows,
-                          policy_logits=logits, ref_logits=ref_logits, labels=batch.labels if keep else None)
+                          policy_logits=logits, ref_logits=ref_logits, labels=batch.labels if keep else None,
+                          augmented=self.augmented_logps(rows) if self.objective.augment_prefix else None)
+
+    def augmented_logps(self, rows: list[dict]) -> tuple[torch.Tensor, ...]:
+        """``(pi_w, pi_l, ref_w, ref_l)`` of the completions given ``augment_prefix + prompt``, no grad."""
+        batch = L.pair_batch(self.tokenizer, [r["prompt"] for r in rows], [r["chosen"] for r in rows],
+                             [r["rejected"] for r in rows], prefix=self.objective.augment_prefix,
+                             max_length=self.config.max_length).to(next(self.model.parameters()).device)
+        with torch.no_grad():
+            pi = L.forward_logps(self.model, batch)[0]
+        with self.reference() as ref_model:
+            ref = L.forward_logps(ref_model, batch)[0]
+        return (*L.split_pairs(pi), *L.split_pairs(ref))
 
     def train(self, rows: list[dict]) -> History:
         cfg = self.config
