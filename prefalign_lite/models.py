@@ -67,6 +67,8 @@ class IterateAdapters:
         if self.model is None:
             self.model = get_peft_model(self.base, self._config(), adapter_name=self.name(t))
         else:
+            if self.name(t) in self.names:  # re-running an iteration replaces its adapter
+                self.model.delete_adapter(self.name(t))
             self.model.add_adapter(self.name(t), self._config())
         if init_from is not None:
             src, dst = self.name(init_from), self.name(t)

@@ -37,3 +37,21 @@ def test_dpo_baseline_record(session):
     rows = gold_labelled(tasks, session.sample(None, [t.prompt for t in tasks], n_samples=2, temperature=1.0))
     record = baselines.dpo_baseline(session, rows, name=9)
     assert {"win_rate", "gold", "length", "lc_win_rate", "pairs", "seconds"} <= set(record)
+
+
+def test_sera_and_single_pass_methods(session):
+    from prefalign_lite.methods import sera, single_pass
+
+    tasks = world.make_tasks(64, seed=6)
+    from prefalign_lite.methods.common import rater_labelled
+
+    offline = rater_labelled(tasks, session.sample(None, [t.prompt for t in tasks], n_samples=2, temperature=1.0),
+                             world.Annotator(temperature=0.1, flip_rate=0.2), seed=6)
+    assert offline and 0 < sum(not r["label_correct"] for r in offline) < len(offline)
+    records = sera.run_sera(session, offline, sera.SeraConfig(iterations=3))
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    assert records[0]["offline_pairs"] == len(offline) and records[1]["offline_pairs"] == round(0.7 * len(offline))
+    assert records[1]["bootstrapped_pairs"] > 0
+    for fn in (lambda: single_pass.sr_dpo(session, offline, name=21), lambda: single_pass.sr_dpo(session, offline, prefix=None, name=22),
+               lambda: single_pass.dro_dpo(session, offline, name=23)):
+        assert 0 <= fn()["win_rate"] <= 1

@@ -100,6 +100,15 @@ def gold_labelled(tasks: list[world.Task], samples: list[list[str]]) -> list[dic
     return rows
 
 
+def rater_labelled(tasks: list[world.Task], samples: list[list[str]], rater: world.Annotator, seed: int = 0) -> list[dict]:
+    """An offline set from two samples per task labelled by a simulated ``rater`` (noise, length
+    bias), identical pairs dropped; ``label_correct`` records whether the label agrees with gold."""
+    keep = [(t, s) for t, s in zip(tasks, samples) if s[0] != s[1]]
+    rows = world.preference_rows([t for t, _ in keep], rater, seed=seed, responses=[tuple(s) for _, s in keep])
+    return [{"prompt": r["prompt"], "chosen": r["chosen"][1]["content"], "rejected": r["rejected"][1]["content"],
+             "label_correct": r["gold_chosen"] >= r["gold_rejected"]} for r in rows]
+
+
 class _no_grad:
     def __init__(self, model):
         self.model = model
