@@ -1,33 +1,19 @@
 """Each objective plugged into the trainer on the tiny model: finite, and reducing to DPO where
 the papers say it must."""
-import contextlib
-
 import pytest
 import torch
+from conftest import perturbed_policy, plain_rows, reference_of
 
-from prefalign_lite import plugins, tiny, trainer, world
+from prefalign_lite import plugins, trainer
 
 
 @pytest.fixture(scope="module")
 def step():
-    path = tiny.sft_model_path()
-    policy, tok = tiny.load(path)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    ref, _ = tiny.load(path)
-
-    @contextlib.contextmanager
-    def reference():
-        with torch.no_grad():
-            yield ref
-
-    rows = [{"prompt": r["prompt"], "chosen": r["chosen"][1]["content"], "rejected": r["rejected"][1]["content"]}
-            for r in world.preference_rows(world.make_tasks(16, seed=9), world.Annotator(), seed=9)]
+    _, policy, ref, tok = perturbed_policy(seed=1)
+    rows = plain_rows(16, seed=9)
 
     def run(objective, step_index=50, total=100):
-        t = trainer.PreferenceTrainer(policy, tok, objective, reference, trainer.TrainConfig(progress=False))
+        t = trainer.PreferenceTrainer(policy, tok, objective, reference_of(ref), trainer.TrainConfig(progress=False))
         with torch.no_grad():
             x = t.step_inputs(rows, step_index, total)
         return objective.loss(x)

@@ -1,34 +1,16 @@
 """The lean trainer: TRL's DPO loss exactly, a step cost near a bare forward+backward, and it learns."""
-import contextlib
 import time
 
 import pytest
 import torch
+from conftest import perturbed_policy, plain_rows, reference_of
 
-from prefalign_lite import logps, tiny, trainer, world
+from prefalign_lite import tiny, trainer
 
 
 @pytest.fixture(scope="module")
 def setup():
-    path = tiny.sft_model_path()
-    policy, tok = tiny.load(path)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.add_(0.02 * torch.randn_like(p))  # a policy that differs from its reference
-    ref, _ = tiny.load(path)
-    ref.eval()
-    rows = [{"prompt": r["prompt"], "chosen": r["chosen"][1]["content"], "rejected": r["rejected"][1]["content"]}
-            for r in world.preference_rows(world.make_tasks(64, seed=4), world.Annotator(), seed=4)]
-    return path, policy, ref, tok, rows
-
-
-def reference_of(ref):
-    @contextlib.contextmanager
-    def use():
-        with torch.no_grad():
-            yield ref
-    return use
+    return (*perturbed_policy(seed=0), plain_rows(64, seed=4))
 
 
 def test_dpo_loss_equals_trl_dpotrainer(setup):
