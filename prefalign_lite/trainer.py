@@ -17,7 +17,6 @@ import torch
 from tqdm import tqdm
 
 from . import logps as L
-from .objectives import dpo_loss
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +51,6 @@ class Objective:
     beta: float
     needs_logits: bool = False
     augment_prefix: str | None = None
-
-
-def dpo_objective(beta: float) -> Objective:
-    return Objective(lambda x: (dpo_loss(x.pi_w, x.pi_l, x.ref_w, x.ref_l, beta), {}), beta)
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import perturbed_policy, plain_rows, reference_of
 
-from prefalign_lite import tiny, trainer
+from prefalign_lite import plugins, tiny, trainer
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_dpo_loss_equals_trl_dpotrainer(setup):
     inputs = trl_trainer.data_collator([trl_trainer.train_dataset[i] for i in range(8)])
     with torch.no_grad():
         trl_loss = trl_trainer.compute_loss(trl_trainer.model, inputs).item()
-    ours = trainer.PreferenceTrainer(policy, tok, trainer.dpo_objective(0.1), reference_of(ref),
+    ours = trainer.PreferenceTrainer(policy, tok, plugins.dpo(0.1), reference_of(ref),
                                      trainer.TrainConfig(max_length=64, progress=False))
     with torch.no_grad():
         x = ours.step_inputs(rows[:8], 0, 1)
@@ -38,7 +38,7 @@ def test_dpo_loss_equals_trl_dpotrainer(setup):
 
 def test_step_cost_against_a_bare_forward_backward(setup):
     path, policy, ref, tok, rows = setup
-    ours = trainer.PreferenceTrainer(policy, tok, trainer.dpo_objective(0.1), reference_of(ref),
+    ours = trainer.PreferenceTrainer(policy, tok, plugins.dpo(0.1), reference_of(ref),
                                      trainer.TrainConfig(batch_size=32, progress=False))
     batch = ours.encode(rows[:32])
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-6)
@@ -66,7 +66,7 @@ def test_step_cost_against_a_bare_forward_backward(setup):
 def test_training_raises_the_margin(setup):
     path, _, ref, tok, rows = setup
     policy, _ = tiny.load(path)
-    ours = trainer.PreferenceTrainer(policy, tok, trainer.dpo_objective(0.5), reference_of(ref),
+    ours = trainer.PreferenceTrainer(policy, tok, plugins.dpo(0.5), reference_of(ref),
                                      trainer.TrainConfig(learning_rate=2e-4, epochs=2, batch_size=16, log_every=2, progress=False))
     history = ours.train(rows)
     first, last = history.records[0], history.records[-1]

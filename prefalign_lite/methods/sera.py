@@ -56,9 +56,8 @@ def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig
     best, worst, margin = selection.extreme_pairs(scores)
     rows, margins = [], []
     for p, s, b, w, m in zip(prompts, samples, best.tolist(), worst.tolist(), margin.tolist()):
-        order = [x for i in range(0, cfg.n_samples - 1, 2) for x in (s[i], s[i + 1])]
-        if m > 0 and order[b] != order[w]:
-            rows.append({"prompt": p, "chosen": order[b], "rejected": order[w]})
+        if m > 0 and s[b] != s[w]:  # scores are in sample order (an odd last sample is not scored)
+            rows.append({"prompt": p, "chosen": s[b], "rejected": s[w]})
             margins.append(m)
     return rows, torch.tensor(margins)
 
