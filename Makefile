@@ -1,9 +1,11 @@
 # The kit's two commands: `make replicate` (the main job) and `make test` (the tests).
-# Each creates .venv on first use and installs the kit with pinned versions (constraints.txt).
+# `make replicate` runs the whole toy replication (all methods, 3 seeds) through the resumable
+# pipeline and prints where the report is. Each creates .venv on first use and installs the kit with pinned versions (constraints.txt).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-OUT ?= runs/latest
+OUT ?= runs/toy
+CONFIG ?= configs/toy.yaml
 
 .PHONY: replicate test clean-venv
 
@@ -14,7 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 replicate: $(VENV)/.installed
-	$(PY) -m prefalign_lite run-notebooks --out $(OUT)
+	$(PY) -m prefalign_lite run --config $(CONFIG) --out $(OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -8,3 +8,5 @@ import warnings as _warnings
 # transformers and datasets import tqdm.auto, which warns in Jupyter when ipywidgets is absent;
 # the kit's own progress bars are plain text, so the warning is only noise (and nbval sees stderr).
 _warnings.filterwarnings("ignore", message="IProgress not found")
+# peft 0.21 still calls transformers 5's deprecated `is_gradient_checkpointing` when adding an adapter.
+_warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")

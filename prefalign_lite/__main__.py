@@ -1,5 +1,7 @@
 """Command line:
 
+    python -m prefalign_lite run --config configs/toy.yaml --seeds 0 1 2 --out runs/toy
+                                                               the whole replication, resumable
     python -m prefalign_lite run-notebooks --out runs/latest   execute the notebooks with papermill
     python -m prefalign_lite world-check                       is the embedded world a fair test?
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
@@ -17,6 +19,11 @@ from .notebook_runner import ordered_notebooks, run_notebooks
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m prefalign_lite")
     sub = parser.add_subparsers(dest="command", required=True)
+    rp = sub.add_parser("run", help="the replication pipeline: the config's notebooks, per seed, resumable")
+    rp.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
+    rp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's)")
+    rp.add_argument("--out", type=Path, default=Path("runs/toy"))
+    rp.add_argument("--check", action="store_true", help="validate the config and stop")
     nb = sub.add_parser("run-notebooks", help="execute the notebooks in order with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/latest"), help="folder for executed notebooks")
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
@@ -35,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(report)
         return 0
+    if args.command == "run":
+        return _run_pipeline(args)
     if args.command == "make-fixture":
         from .fixture import FIXTURE, write_fixture
 
@@ -52,6 +61,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"executed {len(done)} notebooks into {args.out.resolve()}")
+    return 0
+
+
+def _run_pipeline(args) -> int:
+    import time
+
+    from . import pipeline
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seeds = args.seeds or config.seeds
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
+    if args.check:
+        print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
+        return 0
+    start = time.perf_counter()
+    try:
+        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True))
+    except pipeline.StageFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report = sorted(args.out.glob("*/report.md"))
+    print(f"replication finished in {time.perf_counter() - start:.0f} s; run folder {args.out.resolve()}")
+    for path in report:
+        print(f"report: {path.resolve()} (tables) and {path.with_name(path.parent.name + '.ipynb').resolve()} (plots)")
     return 0
 
 

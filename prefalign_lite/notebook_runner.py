@@ -13,7 +13,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# the kit's notebooks; PREFALIGN_NOTEBOOKS points the runner and the pipeline at another folder
+NOTEBOOKS = Path(os.environ.get("PREFALIGN_NOTEBOOKS") or Path(__file__).resolve().parent.parent / "notebooks")
 
 
 def ordered_notebooks(folder: Path = NOTEBOOKS, names: list[str] | None = None) -> list[Path]:

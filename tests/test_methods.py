@@ -30,6 +30,10 @@ def test_judge_reference_options():
     assert spa.judge_reference(1, "previous") is None and spa.judge_reference(2, "none") == "none"
     with pytest.raises(ValueError, match="judge_reference"):
         spa.judge_reference(1, "later")
+    with pytest.raises(ValueError, match="judge must be one of"):
+        spa.SpaConfig(judge="gpt4")
+    with pytest.raises(ValueError, match="judge_reference"):
+        spa.SpaConfig(judge_reference="later")
 
 
 def test_dpo_baseline_record(session):
@@ -55,3 +59,30 @@ def test_sera_and_single_pass_methods(session):
     for fn in (lambda: single_pass.sr_dpo(session, offline, name=21), lambda: single_pass.sr_dpo(session, offline, prefix=None, name=22),
                lambda: single_pass.dro_dpo(session, offline, name=23)):
         assert 0 <= fn()["win_rate"] <= 1
+
+
+def test_spa_variants_share_the_seed_model_and_switch_judges(session):
+    import dataclasses
+
+    seed_tasks = world.make_tasks(60, seed=11)
+    seed_rows = gold_labelled(seed_tasks, session.sample(None, [t.prompt for t in seed_tasks], n_samples=2, temperature=1.0))
+    sets = [world.make_tasks(40, seed=12)]
+    plain = spa.SpaConfig(seed_epochs=1, refinement=False)
+    first = spa.run_spa(session, seed_rows, sets, plain, offset=200)
+    for i, judge in enumerate(("reward_model", "llm"), start=1):
+        records = spa.run_spa(session, seed_rows, sets, dataclasses.replace(plain, judge=judge), seed_iterate=200, offset=200 + 10 * i)
+        assert records[0]["win_rate"] == first[0]["win_rate"]          # the shared seed model, not retrained
+        assert records[1]["pairs"] == first[1]["pairs"] and 0 <= records[1]["label_accuracy"] <= 1
+    assert {"iter200", "iter201", "iter211", "iter221"} <= set(session.iterates.names)
+    h2h = session.head_to_head(211, 201)
+    assert h2h["win"] + h2h["tie"] + h2h["lose"] == pytest.approx(1.0)
+
+
+def test_sera_variants_share_round_one(session):
+    from prefalign_lite.methods import sera, setups
+
+    offline = setups.offline_set(session, 48, flip_rate=0.2, data_seed=3)
+    base = sera.run_sera(session, offline, sera.SeraConfig(iterations=2, select=False, bootstrap=False), offset=300)
+    shared = sera.run_sera(session, offline, sera.SeraConfig(iterations=2), offset=310, shared_first=301)
+    assert shared[0]["win_rate"] == base[0]["win_rate"] and "iter311" not in session.iterates.names
+    assert 0 <= sera.reward_length_r2(session, 312, offline) <= 1

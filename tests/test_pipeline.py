@@ -1,0 +1,137 @@
+"""The replication pipeline on two tiny notebooks: config checks before anything runs, skipping
+stages that are up to date, resuming a run that was killed, and stopping at a failing stage."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from prefalign_lite import config as C
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _notebook(path: Path, body: str, params: str) -> None:
+    cell = new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[cell, new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture()
+def books(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    body = ("import time\nfrom prefalign_lite import results\ntime.sleep(sleep)\nassert not fail, 'planted failure'\n"
+            "results.save_metrics(out_dir, {'seed': seed, 'value': 10 * seed})")
+    _notebook(folder / "31_first.ipynb", body, 'seed = 0\nout_dir = ""\nsleep = 0.0\nfail = False')
+    _notebook(folder / "32_second.ipynb", body, 'seed = 0\nout_dir = ""\nsleep = 0.0\nfail = False')
+    _notebook(folder / "39_gather.ipynb", "from prefalign_lite import results\nprint(sorted(results.load_runs(run_dir)))",
+              'run_dir = ""')
+    monkeypatch.setattr(C, "NOTEBOOKS", folder)
+    monkeypatch.setenv("PREFALIGN_NOTEBOOKS", str(folder))
+    return folder
+
+
+def _config(tmp_path, second=None, name="cfg.yaml", **top):
+    second = second or {}
+    raw = {"name": "t", "seeds": [0, 1], "stages": [
+        {"notebook": "31_first"}, {"notebook": "32_second", "parameters": second},
+        {"notebook": "39_gather", "per_seed": False}], **top}
+    path = tmp_path / name
+    import yaml
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "prefalign_lite", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ}, **kw)
+
+
+def test_the_kit_configs_are_valid():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = C.load_config(path)
+        assert cfg.stages and cfg.seeds, path
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"seeds": "0 1"}, "'seeds' must be list"),
+    ({"model": "./no/such/model"}, "does not exist"),
+    ({"model": "not a hub id"}, "neither an existing folder nor a hub id"),
+])
+def test_bad_top_level_config_fails_before_running(books, tmp_path, change, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load_config(_config(tmp_path, **change))
+
+
+@pytest.mark.parametrize("second, message", [
+    ({"sleep": "long"}, "must be float"), ({"speed": 1}, "has no parameter 'speed'"), ({"seed": 3}, "set by the pipeline")])
+def test_bad_stage_parameters_fail_before_running(books, tmp_path, second, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load_config(_config(tmp_path, second))
+
+
+def test_cli_refuses_a_bad_config_and_runs_nothing(books, tmp_path):
+    result = _cli("run", "--config", str(_config(tmp_path, {"speed": 1})), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "has no parameter 'speed'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_local_model_folder_is_accepted(books, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert C.load_config(_config(tmp_path, model=str(tmp_path / "m"))).model == str(tmp_path / "m")
+    assert C.load_config(_config(tmp_path, model="Qwen/Qwen2.5-0.5B-Instruct")).model.startswith("Qwen")
+
+
+def test_kill_and_resume(books, tmp_path):
+    from prefalign_lite import pipeline, results
+
+    out = tmp_path / "run"
+    cfg = _config(tmp_path, {"sleep": 6.0})
+    proc = subprocess.Popen([sys.executable, "-m", "prefalign_lite", "run", "--config", str(cfg), "--seeds", "0", "1",
+                             "--out", str(out)], cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "seed0" / "32_second" / "32_second.partial.ipynb").exists():
+        assert time.time() < deadline and proc.poll() is None, "the run never reached the second stage"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its kernel, mid-stage
+    proc.wait()
+    assert (out / "seed1" / "31_first" / "stage.json").exists()
+    assert not (out / "seed0" / "32_second" / "stage.json").exists()
+    assert not (out / "seed0" / "32_second" / "32_second.ipynb").exists()  # nothing half-written under the final name
+
+    statuses = pipeline.run(C.load_config(cfg), [0, 1], out, echo=lambda _: None)
+    done = {(s["stage"], s["seed"]): s["status"] for s in statuses}
+    assert done == {("31_first", 0): "skipped", ("31_first", 1): "skipped", ("32_second", 0): "ran",
+                    ("32_second", 1): "ran", ("39_gather", None): "ran"}
+    assert results.load_runs(out)["32_second"] == {0: {"seed": 0, "value": 0}, 1: {"seed": 1, "value": 10}}
+    again = pipeline.run(C.load_config(cfg), [0, 1], out, echo=lambda _: None)
+    assert {s["status"] for s in again} == {"skipped"}
+    # a changed parameter re-runs that stage only; the gathering stage re-runs only if a metrics file changed
+    changed = pipeline.run(C.load_config(_config(tmp_path, {"sleep": 0.5}, name="b.yaml")), [0, 1], out, echo=lambda _: None)
+    assert [s["stage"] for s in changed if s["status"] == "ran"] == ["32_second", "32_second"]
+    (out / "seed1" / "31_first" / "metrics.json").write_text('{"seed": 1, "value": 11}')
+    (out / "seed1" / "31_first" / "stage.json").write_text('{"key": "stale"}')
+    rerun = pipeline.run(C.load_config(cfg), [0, 1], out, echo=lambda _: None)
+    assert [(s["stage"], s["seed"]) for s in rerun if s["status"] == "ran"] == [("31_first", 1), ("32_second", 0), ("32_second", 1)]
+
+
+def test_failing_stage_keeps_its_notebook_and_stops(books, tmp_path):
+    out = tmp_path / "run"
+    result = _cli("run", "--config", str(_config(tmp_path, {"fail": True})), "--seeds", "0", "--out", str(out))
+    assert result.returncode == 1
+    assert "stage 32_second failed" in result.stderr and "planted failure" in result.stderr
+    failed = out / "seed0" / "32_second" / "32_second.failed.ipynb"
+    assert failed.exists() and "planted failure" in failed.read_text()
+    assert (out / "seed0" / "31_first" / "stage.json").exists() and not (out / "39_gather").exists()
+    assert json.loads((out / "seed0" / "31_first" / "metrics.json").read_text()) == {"seed": 0, "value": 0}
