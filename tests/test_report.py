@@ -51,5 +51,5 @@ def test_tables_from_a_run(tmp_path):
     verdicts = dict(tables[0].verdicts())
     assert verdicts == {"SPA beats DPO on the seed": "not reproduced", "SPA beats DPO on all gold (SPA vs Zephyr)": "not reproduced",
                         "DPO on all gold beats the SFT model": "reproduced"}
-    assert "0.400 [" in tables[0].markdown() and tables[1].title.startswith("SPA Table 3")
+    assert "| SPA (3 rounds) | 0.403 [" in tables[0].markdown() and tables[1].title.startswith("SPA Table 3")
     json.dumps([t.markdown() for t in tables])
