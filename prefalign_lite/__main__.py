@@ -70,13 +70,13 @@ def _run_pipeline(args) -> int:
     from . import pipeline
     from .config import ConfigError, load_config
 
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seeds = args.seeds or config.seeds
-    logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     if args.check:
         print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
         return 0

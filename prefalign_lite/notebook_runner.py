@@ -26,25 +26,42 @@ def ordered_notebooks(folder: Path = NOTEBOOKS, names: list[str] | None = None) 
     return found
 
 
-def run_notebooks(out: Path, notebooks: list[Path], parameters: dict | None = None) -> list[Path]:
-    """Execute ``notebooks`` in order into ``out``; return the executed copies."""
+class NotebookFailed(RuntimeError):
+    """A notebook raised (or failed a check); its executed copy with the error is kept."""
+
+
+def execute_one(nb: Path, folder: Path, parameters: dict | None = None, cwd: Path | None = None,
+                label: str | None = None, check=None) -> Path:
+    """Execute ``nb`` into ``folder/NAME.ipynb`` via ``NAME.partial.ipynb``; on an error, or when
+    ``check()`` returns a problem, keep ``NAME.failed.ipynb`` and raise ``NotebookFailed``."""
     import papermill
 
-    out.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    label = label or f"notebook {nb.name}"
+    partial, failed = folder / f"{nb.stem}.partial.ipynb", folder / f"{nb.stem}.failed.ipynb"
+    failed.unlink(missing_ok=True)
+    try:
+        papermill.execute_notebook(str(nb), str(partial), parameters=parameters or {},
+                                   cwd=str(cwd or nb.parent), progress_bar=False)
+    except Exception as exc:
+        if partial.exists():
+            os.replace(partial, failed)
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise NotebookFailed(f"{label} failed ({reason}); the executed notebook with the error is {failed}") from exc
+    problem = check() if check else None
+    if problem:
+        os.replace(partial, failed)
+        raise NotebookFailed(f"{label} {problem}")
+    os.replace(partial, folder / nb.name)
+    return folder / nb.name
+
+
+def run_notebooks(out: Path, notebooks: list[Path], parameters: dict | None = None) -> list[Path]:
+    """Execute ``notebooks`` in order into ``out``; return the executed copies."""
     done = []
     for nb in notebooks:
-        target, partial = out / nb.name, out / f"{nb.stem}.partial.ipynb"
         start = time.perf_counter()
         log.info("running %s", nb.name)
-        try:
-            papermill.execute_notebook(str(nb), str(partial), parameters=parameters or {},
-                                       cwd=str(nb.parent), progress_bar=False)
-        except Exception as exc:
-            failed = out / f"{nb.stem}.failed.ipynb"
-            if partial.exists():
-                os.replace(partial, failed)
-            raise RuntimeError(f"notebook {nb.name} failed; its executed copy with the error is {failed}") from exc
-        os.replace(partial, target)
+        done.append(execute_one(nb, out, parameters))
         log.info("%s done in %.1f s", nb.name, time.perf_counter() - start)
-        done.append(target)
     return done

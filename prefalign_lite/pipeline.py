@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 
 from .config import RunConfig, Stage, notebook_parameters
-from .notebook_runner import NOTEBOOKS
+from .notebook_runner import NOTEBOOKS, NotebookFailed, execute_one
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 
-class StageFailed(RuntimeError):
-    pass
+StageFailed = NotebookFailed  # a stage that raised or wrote no metrics; the run stops there
 
 
 def _digest(*parts) -> str:
@@ -110,27 +109,12 @@ def _up_to_date(folder: Path, stage: Stage, key: str, needs_metrics: bool) -> bo
 
 
 def _execute(stage: Stage, params: dict, folder: Path, key: str, needs_metrics: bool) -> None:
-    import papermill
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("stage.json", "metrics.json", f"{stage.notebook}.failed.ipynb"):
+    for stale in ("stage.json", "metrics.json"):
         (folder / stale).unlink(missing_ok=True)
-    partial, target = folder / f"{stage.notebook}.partial.ipynb", folder / f"{stage.notebook}.ipynb"
     start = time.perf_counter()
-    try:
-        papermill.execute_notebook(str(stage.path), str(partial), parameters=params, cwd=str(NOTEBOOKS),
-                                   progress_bar=False)
-    except Exception as exc:
-        failed = folder / f"{stage.notebook}.failed.ipynb"
-        if partial.exists():
-            os.replace(partial, failed)
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise StageFailed(f"stage {stage.notebook} failed ({reason}); the executed notebook with the error "
-                          f"is {failed}") from exc
-    if needs_metrics and not (folder / "metrics.json").exists():
-        os.replace(partial, folder / f"{stage.notebook}.failed.ipynb")
-        raise StageFailed(f"stage {stage.notebook} finished but wrote no metrics.json into {folder}")
-    os.replace(partial, target)
+    no_metrics = lambda: None if (folder / "metrics.json").exists() else f"finished but wrote no metrics.json into {folder}"  # noqa: E731
+    execute_one(stage.path, folder, params, cwd=NOTEBOOKS, label=f"stage {stage.notebook}",
+                check=no_metrics if needs_metrics else None)
     _write_json(folder / "stage.json", {"key": key, "parameters": params, "seconds": round(time.perf_counter() - start, 1)})
 
 
