@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/toy
 CONFIG ?= configs/toy.yaml
+JOBS ?= 2
 
 .PHONY: replicate test clean-venv
 
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 replicate: $(VENV)/.installed
-	$(PY) -m prefalign_lite run --config $(CONFIG) --out $(OUT)
+	$(PY) -m prefalign_lite run --config $(CONFIG) --out $(OUT) --jobs $(JOBS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

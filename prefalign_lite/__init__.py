@@ -1,7 +1,7 @@
 """prefalign-lite: a notebook-first kit for self-improving preference alignment (SPA, SeRA,
 Sr-DPO and a distributionally robust DPO), every objective implemented once in
 :mod:`prefalign_lite.objectives`."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import warnings as _warnings
 
@@ -10,3 +10,9 @@ import warnings as _warnings
 _warnings.filterwarnings("ignore", message="IProgress not found")
 # peft 0.21 still calls transformers 5's deprecated `is_gradient_checkpointing` when adding an adapter.
 _warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")
+
+import logging as _logging
+
+# bitsandbytes' CPU backend tries to fetch an optional kernel from a model hub at import and logs a
+# warning when it cannot (never reachable here); the kit does not use that kernel.
+_logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(_logging.ERROR)

@@ -3,8 +3,9 @@
     python -m prefalign_lite run --config configs/toy.yaml --seeds 0 1 2 --out runs/toy
                                                                the whole replication, resumable
     python -m prefalign_lite run-notebooks --out runs/latest   execute the notebooks with papermill
-    python -m prefalign_lite world-check                       is the embedded world a fair test?
+    python -m prefalign_lite lr-grid                           DPO on all gold at each learning rate (how it was chosen)
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
+    python -m prefalign_lite bench --shape mistral-7b          the engine against TRL on a random model of that shape
 """
 from __future__ import annotations
 
@@ -24,26 +25,55 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's)")
     rp.add_argument("--out", type=Path, default=Path("runs/toy"))
     rp.add_argument("--check", action="store_true", help="validate the config and stop")
+    rp.add_argument("--jobs", type=int, default=1, help="stages at once (seeds in parallel; 2 on two cores)")
     nb = sub.add_parser("run-notebooks", help="execute the notebooks in order with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/latest"), help="folder for executed notebooks")
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
-    check = sub.add_parser("world-check", help="SFT stats and DPO-on-all-gold win rate against SFT")
-    check.add_argument("--json", type=Path, help="also write the report here")
+    grid = sub.add_parser("lr-grid", help="DPO on all gold at each learning rate: the rate every method uses")
+    grid.add_argument("--json", type=Path, help="also write the grid here")
     sub.add_parser("make-fixture", help="rewrite the small UltraFeedback-layout fixture in data/")
+    bench = sub.add_parser("bench", help="step time, memory and sampling speed of the engine against TRL (random model)")
+    bench.add_argument("--shape", default="tiny", help="tiny, tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
+    bench.add_argument("--out", type=Path, default=None, help="JSON file (default bench-SHAPE-DEVICE.json)")
+    bench.add_argument("--pairs", type=int, help="pairs per step (default: the shape's)")
+    bench.add_argument("--prompt-tokens", type=int, help="prompt length (default: the shape's)")
+    bench.add_argument("--completion-tokens", type=int, help="completion length (default: the shape's)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up")
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--sample-batches", type=int, nargs="+", help="generation batch sizes")
+    bench.add_argument("--new-tokens", type=int, help="new tokens per sampled sequence")
+    bench.add_argument("--prompts", type=int, default=10_000, help="N of the SPA-iteration projection")
+    bench.add_argument("--device", help="cuda or cpu (default: cuda if available)")
+    bench.add_argument("--no-trl", action="store_true")
+    bench.add_argument("--no-sampling", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.command == "world-check":
+    if args.command == "lr-grid":
         import json
 
-        from .world_check import run
+        from .fairness import learning_rate_grid
 
-        report = json.dumps(run(), indent=1)
+        report = json.dumps(learning_rate_grid(), indent=1)
         print(report)
         if args.json:
             args.json.write_text(report)
         return 0
     if args.command == "run":
         return _run_pipeline(args)
+    if args.command == "bench":
+        from .bench import format_table, run as run_bench
+        from .models import default_device
+
+        device = args.device or default_device().type
+        out = args.out or Path(f"bench-{args.shape}-{device}.json")
+        result = run_bench(args.shape, device=device, warmup=args.warmup, steps=args.steps,
+                           sample_batches=tuple(args.sample_batches) if args.sample_batches else None,
+                           sample_new_tokens=args.new_tokens, n_prompts=args.prompts, with_trl=not args.no_trl,
+                           with_sampling=not args.no_sampling, out=out, pairs=args.pairs,
+                           prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens)
+        print(format_table(result))
+        print(f"wrote {out.resolve()}")
+        return 0
     if args.command == "make-fixture":
         from .fixture import FIXTURE, write_fixture
 
@@ -68,7 +98,7 @@ def _run_pipeline(args) -> int:
     import time
 
     from . import pipeline
-    from .config import ConfigError, load_config
+    from .config import ConfigError, check_seeds, load_config
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     try:
@@ -77,12 +107,17 @@ def _run_pipeline(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seeds = args.seeds or config.seeds
+    try:
+        check_seeds(seeds, "--seeds")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.check:
         print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
         return 0
     start = time.perf_counter()
     try:
-        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True))
+        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True), jobs=args.jobs)
     except pipeline.StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from . import objectives as O
-from .logps import extrapolated_pair_logps, split_pairs
+from . import objectives as O, world
 from .noise import AdaptiveThreshold, refinement_alpha
 from .trainer import Objective, StepInputs
 
 # Sr-DPO's quality instruction, in the embedded world's own vocabulary (the paper's asks for a
 # response "with a usefulness rating of 100 out of 100"; see notebook 04).
-TOY_QUALITY_PREFIX = "answer perfect"
+TOY_QUALITY_PREFIX = world.QUALITY_WORD
 
 
 def dpo(beta: float) -> Objective:
@@ -43,19 +42,25 @@ def simpo(beta: float, gamma: float = 0.0) -> Objective:
 def spa_refined(beta: float = 0.1, alpha: float = 0.1, k: float = 0.1, lam: float = 0.5,
                 decoupled: bool = True, warmup_fraction: float = 0.2, window: int = 50) -> Objective:
     """SPA Eq. 9-12: flag the least-confident pairs (moving K-quantile of the margins), judged by
-    the extrapolated model when ``decoupled`` else by the policy itself, and smooth their labels."""
+    the extrapolated model when ``decoupled`` else by the policy itself, and smooth their labels.
+
+    With ``decoupled`` the trainer computes the extrapolated log-probs (Eq. 12, lambda ``lam``)
+    chunk by chunk during its two forward passes and hands them over as ``ext_w, ext_l``."""
     threshold = AdaptiveThreshold(k=k, window=window)
 
     def loss(x: StepInputs):
         with torch.no_grad():
             if decoupled:
-                ext_w, ext_l = split_pairs(extrapolated_pair_logps(x.policy_logits, x.ref_logits, x.labels, lam))
+                if x.ext_w is None:
+                    raise ValueError("spa_refined(decoupled=True) needs ext_w/ext_l: run it through PreferenceTrainer, "
+                                     "which computes them when Objective.extrapolate_lam is set")
+                ext_w, ext_l = x.ext_w, x.ext_l
             else:
                 ext_w, ext_l = x.pi_w, x.pi_l
             z = threshold(beta * O.sera_margin(ext_w, ext_l, x.ref_w, x.ref_l))
         a = refinement_alpha(x.step, x.total_steps, alpha, warmup_fraction)
         return O.spa_refined_loss(x.pi_w, x.pi_l, x.ref_w, x.ref_l, z, beta, a), {"noise_share": z.mean().item() if a > 0 else 0.0}
-    return Objective(loss, beta, needs_logits=decoupled)
+    return Objective(loss, beta, extrapolate_lam=float(lam) if decoupled else None)
 
 
 def sr_dpo(beta: float = 0.1, lam: float = 0.5, prefix: str | None = TOY_QUALITY_PREFIX, ipo_form: bool = False) -> Objective:

@@ -1,11 +1,15 @@
 """The replication report: the papers' tables as far as the toy world reproduces them, read from
-a run's metrics (``results.load_runs``), each cell a mean and 95% interval over seeds, each claim
-decided by a stated rule rather than by eye.
+a run's metrics (``results.load_runs``). Each cell is a mean with a 95% interval over seeds, each
+claim is decided by the rule below, and the paper's own figure stands beside each row.
 
-Rule: a claim "A beats B" is judged on the per-seed differences A - B (same seed, same data):
-**reproduced** when the 95% t-interval of their mean lies above 0, **not reproduced** when it lies
-below 0 (the opposite was measured), **inconclusive** when it contains 0. With one seed there is no
-interval and every claim is inconclusive.
+Rule: a claim "A beats B" is judged on the per-seed differences A - B (same seed, same data, same
+evaluation prompts), with a 95% Student-t interval of their mean and a paired t-test. The p-values
+of all testable claims of the report are Holm-adjusted together (family-wise error 5%). A claim is
+**reproduced** when its Holm-adjusted p < 0.05 and the difference is positive, **opposite** when
+it is negative, **no effect** when not significant and the whole interval lies inside +-DELTA
+(0.02 win rate), **inconclusive** otherwise. A claim that rests on SPA's gate (the seed model beats
+SFT and Eq. 7 labels its own samples with non-tie accuracy above 0.6) uses only the seeds whose
+gate passed; with fewer than 2 such seeds it is **not testable**. With one seed nothing is decided.
 """
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from dataclasses import dataclass, field
 from scipy import stats
 
 RULE = __doc__.split("Rule: ", 1)[1].strip()
+DELTA = 0.02
+ALPHA = 0.05
+VERDICTS = ("reproduced", "opposite", "no effect", "inconclusive", "not testable")
 
 
 @dataclass
@@ -43,119 +50,122 @@ def seed_interval(values: list[float], level: float = 0.95) -> Cell:
     return Cell(mean, mean - half, mean + half, n)
 
 
-def verdict(a: list[float], b: list[float]) -> tuple[Cell, str]:
-    """The claim "A beats B" on paired per-seed values."""
-    if len(a) != len(b):
-        raise ValueError(f"paired values needed, got {len(a)} and {len(b)} seeds")
-    diff = seed_interval([x - y for x, y in zip(a, b)])
-    if diff.n < 2:
-        return diff, "inconclusive"
-    return diff, "reproduced" if diff.low > 0 else "not reproduced" if diff.high < 0 else "inconclusive"
+def paired_p(diffs: list[float]) -> float:
+    """Two-sided p-value of the paired t-test (the differences' mean is 0)."""
+    if len(diffs) < 2:
+        return math.nan
+    mean = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    if sd == 0:
+        return 0.0 if mean != 0 else 1.0
+    return float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(len(diffs))), len(diffs) - 1))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment (NaN stays NaN and is not counted)."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    out, running, m = [math.nan] * len(pvalues), 0.0, len(order)
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def decide(diff: Cell, adjusted_p: float) -> str:
+    """The verdict of one claim from its paired-difference interval and Holm-adjusted p."""
+    if diff.n < 2 or math.isnan(adjusted_p):
+        return "inconclusive"
+    if adjusted_p < ALPHA:
+        return "reproduced" if diff.mean > 0 else "opposite"
+    if -DELTA < diff.low and diff.high < DELTA:
+        return "no effect"
+    return "inconclusive"
+
+
+@dataclass
+class Claim:
+    text: str
+    a: str
+    b: str
+    gate: list[bool] | None = None   # rests on SPA's gate: per seed, did it pass? (None: no precondition)
+    diff: Cell | None = None
+    p: float = math.nan
+    adjusted_p: float = math.nan
+    verdict: str = "inconclusive"
+    seeds: list[int] = field(default_factory=list)
 
 
 @dataclass
 class Table:
     title: str
-    rows: dict[str, list[float]]                  # label -> one value per seed
-    claims: list[tuple[str, str, str]] = field(default_factory=list)   # (claim, row A, row B): "A beats B"
+    rows: dict[str, list[float]]                   # label -> one value per seed (in ``seeds`` order)
+    seeds: list[int]
+    claims: list[Claim] = field(default_factory=list)
+    paper: dict[str, str] = field(default_factory=dict)   # label -> the paper's own figure
+    gate: list[bool] | None = None                 # per seed: did SPA's gate pass?
     metric: str = "gold win rate against SFT"
 
+    def measure(self) -> None:
+        """Each claim's paired difference and raw p (over the seeds its gate allows)."""
+        for c in self.claims:
+            keep = [i for i in range(len(self.seeds)) if c.gate is None or c.gate[i]]
+            c.seeds = [self.seeds[i] for i in keep]
+            if c.gate is not None and len(keep) < 2:
+                c.diff, c.verdict = None, "not testable"
+                continue
+            diffs = [self.rows[c.a][i] - self.rows[c.b][i] for i in keep]
+            c.diff, c.p = seed_interval(diffs), paired_p(diffs)
+
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", f"| | {self.metric} (mean [95% CI], {self.n} seeds) |", "|---|---|"]
-        lines += [f"| {label} | {seed_interval(v)} |" for label, v in self.rows.items()]
+        paper = bool(self.paper)
+        head = f"| | ours: {self.metric} (mean [95% CI], {len(self.seeds)} seeds) |" + (" paper |" if paper else "")
+        lines = [f"### {self.title}", "", head, "|---|---|" + ("---|" if paper else "")]
+        lines += [f"| {label} | {seed_interval(v)} |" + (f" {self.paper.get(label, '–')} |" if paper else "")
+                  for label, v in self.rows.items()]
+        if self.gate is not None:
+            lines += ["", f"SPA's gate passed in {sum(self.gate)} of {len(self.gate)} seeds."]
         if self.claims:
-            lines += ["", "| claim | difference A − B | verdict |", "|---|---|---|"]
-            for claim, a, b in self.claims:
-                diff, word = verdict(self.rows[a], self.rows[b])
-                lines.append(f"| {claim} | {diff} | **{word}** |")
+            lines += ["", "| claim | difference A − B | p (Holm) | seeds | verdict |", "|---|---|---|---|---|"]
+            for c in self.claims:
+                p = "–" if math.isnan(c.adjusted_p) else f"{c.p:.3f} ({c.adjusted_p:.3f})"
+                lines.append(f"| {c.text} | {c.diff if c.diff else '–'} | {p} | {len(c.seeds)} | **{c.verdict}** |")
         return "\n".join(lines)
 
-    @property
-    def n(self) -> int:
-        return min(len(v) for v in self.rows.values())
-
     def verdicts(self) -> list[tuple[str, str]]:
-        return [(claim, verdict(self.rows[a], self.rows[b])[1]) for claim, a, b in self.claims]
+        return [(c.text, c.verdict) for c in self.claims]
 
 
-def _per_seed(stage: dict[int, dict], pick) -> list[float]:
-    return [float(pick(stage[s])) for s in sorted(stage)]
+def decide_all(tables: list[Table]) -> list[Table]:
+    """Measure every claim, Holm-adjust the p-values of all testable ones together, decide."""
+    for t in tables:
+        t.measure()
+    testable = [c for t in tables for c in t.claims if c.diff is not None]
+    for c, adj in zip(testable, holm([c.p for c in testable])):
+        c.adjusted_p = adj
+        c.verdict = decide(c.diff, adj)
+    return tables
+
+
+def counts(tables: list[Table]) -> dict[str, int]:
+    out = {v: 0 for v in VERDICTS}
+    for t in tables:
+        for _, word in t.verdicts():
+            out[word] += 1
+    return out
+
+
+def summary(tables: list[Table]) -> str:
+    """Every claim in one table: the verdict list of the note and the README."""
+    lines = ["| table | claim | difference A − B [95% CI] | Holm p | verdict |", "|---|---|---|---|---|"]
+    for t in tables:
+        for c in t.claims:
+            p = "–" if math.isnan(c.adjusted_p) else f"{c.adjusted_p:.3f}"
+            lines.append(f"| {t.title.split(':')[0]} | {c.text} | {c.diff if c.diff else '–'} | {p} | {c.verdict} |")
+    return "\n".join(lines)
 
 
 def tables(runs: dict[str, dict[int, dict]]) -> list[Table]:
-    """Every table whose stages are in ``runs`` (stage -> seed -> metrics)."""
-    out = []
-    seeds_of = {name: sorted(stage) for name, stage in runs.items()}
-    if "11_dpo_baselines" in runs and "12_spa" in runs and seeds_of["11_dpo_baselines"] == seeds_of["12_spa"]:
-        b, s = runs["11_dpo_baselines"], runs["12_spa"]
-        out.append(Table("SPA Table 1: self-annotation from a 3.3% gold seed", {
-            "SFT": [0.5] * len(b),
-            "DPO on the seed": _per_seed(b, lambda m: m["seed_dpo"]["win_rate"]),
-            "SPA (3 rounds)": _per_seed(s, lambda m: m["spa"][-1]["win_rate"]),
-            "DPO on all gold": _per_seed(b, lambda m: m["all_gold_dpo"]["win_rate"])},
-            [("SPA beats DPO on the seed", "SPA (3 rounds)", "DPO on the seed"),
-             ("SPA beats DPO on all gold (SPA vs Zephyr)", "SPA (3 rounds)", "DPO on all gold"),
-             ("DPO on all gold beats the SFT model", "DPO on all gold", "SFT")]))
-        rows = {}
-        for fraction in s[min(s)]["by_fraction"]:
-            rows[f"DPO, {float(fraction):.1%} seed"] = _per_seed(s, lambda m: m["by_fraction"][fraction][0]["win_rate"])
-            rows[f"SPA, {float(fraction):.1%} seed"] = _per_seed(s, lambda m: m["by_fraction"][fraction][-1]["win_rate"])
-        fractions = [f"{float(f):.1%}" for f in s[min(s)]["by_fraction"]]
-        out.append(Table("SPA Table 3: size of the gold seed", rows,
-                         [(f"SPA beats DPO with a {f} seed", f"SPA, {f} seed", f"DPO, {f} seed") for f in fractions]))
-    if "16_spa_judges_and_ablations" in runs:
-        v = runs["16_spa_judges_and_ablations"]
-        last = lambda name: _per_seed(v, lambda m: m["variants"][name][-1]["win_rate"])  # noqa: E731
-        out.append(Table("SPA Table 2: preference judges (3 rounds from the same seed model)", {
-            "iterative DPO, reward model (PairRM analogue)": last("iterative DPO, reward model"),
-            "iterative DPO, LLM-as-judge": last("iterative DPO, LLM-as-judge"),
-            "SPA": last("SPA")},
-            [("SPA beats the reward-model judge", "SPA", "iterative DPO, reward model (PairRM analogue)"),
-             ("SPA beats LLM-as-judge", "SPA", "iterative DPO, LLM-as-judge")]))
-        out.append(Table("SPA Table 6: ablation", {
-            "DPO on the seed": _per_seed(v, lambda m: m["variants"]["SPA"][0]["win_rate"]),
-            "DE": last("DE only"), "DE + SR": last("SR without DND"), "DE + SR + DND (SPA)": last("SPA")},
-            [("data expansion beats DPO on the seed", "DE", "DPO on the seed"),
-             ("self-refinement adds to data expansion", "DE + SR", "DE"),
-             ("de-coupled detection adds to self-refinement", "DE + SR + DND (SPA)", "DE + SR")]))
-        t7 = lambda name: _per_seed(v, lambda m: m["table7"][name]["win_rate"])  # noqa: E731
-        out.append(Table("SPA Table 7: judge for round 2, from SPA after round 1 (plain DPO)", {
-            name: t7(name) for name in v[min(v)]["table7"]},
-            [("the SFT model is a better judge reference than the previous model", "Eq. 7 with the SFT model", "Eq. 7 with the previous model"),
-             ("Eq. 7 beats the reward model", "Eq. 7 with the SFT model", "reward model"),
-             ("Eq. 7 beats judging without a reference", "Eq. 7 with the SFT model", "no reference")]))
-    if "13_sera" in runs:
-        r = runs["13_sera"]
-        final = lambda name: _per_seed(r, lambda m: m["table1"][name][-1]["win_rate"])  # noqa: E731
-        out.append(Table("SeRA Table 1: offline set labelled by a length-biased rater", {
-            name: final(name) for name in ("DPO", "iterative DPO", "SeRA", "best-SeRA")},
-            [("SeRA beats DPO", "SeRA", "DPO"), ("SeRA beats iterative DPO", "SeRA", "iterative DPO"),
-             ("best-SeRA beats iterative DPO", "best-SeRA", "iterative DPO")]))
-        for flip in r[min(r)]["flipped"]:
-            out.append(Table(f"SeRA Tables 7-8: {float(flip):.0%} of the labels flipped", {
-                name: _per_seed(r, lambda m: m["flipped"][flip][name][-1]["win_rate"]) for name in ("iterative DPO", "SeRA")},
-                [(f"SeRA beats iterative DPO with {float(flip):.0%} flipped", "SeRA", "iterative DPO")]))
-        out.append(Table("SeRA Fig. 2: how much of the learned reward is length", {
-            name: _per_seed(r, lambda m: -m["reward_length_r2"][name]) for name in ("DPO", "iterative DPO", "SeRA")},
-            [("SeRA's reward depends less on length than iterative DPO's", "SeRA", "iterative DPO")],
-            metric="minus R² of implicit reward with length (higher = less length)"))
-    if "14_sr_dpo" in runs:
-        q = runs["14_sr_dpo"]
-        h = lambda key: _per_seed(q, lambda m: m["head_to_head"][key]["win"] + m["head_to_head"][key]["tie"] / 2)  # noqa: E731
-        rows = {key: h(key) for key in q[min(q)]["head_to_head"]}
-        rows["even"] = [0.5] * len(q)
-        out.append(Table("Sr-DPO Tables 2 and 4: head to head (win + tie/2)", rows,
-                         [("Sr-DPO beats DPO", "Sr-DPO vs DPO", "even"), ("Sr-IPO beats IPO", "Sr-IPO vs IPO", "even"),
-                          ("Sr-DPO with another wording beats DPO", "Sr-DPO, 'answer good' vs DPO", "even"),
-                          ("Sr-DPO with the instruction beats Δ_naive (both against DPO)", "Sr-DPO vs DPO", "Sr-DPO, Δ_naive vs DPO")],
-                         metric="head-to-head win rate"))
-    if "15_dro_dpo" in runs:
-        d = runs["15_dro_dpo"]
-        rows = {}
-        for flip in d[min(d)]["by_flip"]:
-            for m in ("DPO", "DRO-DPO"):
-                rows[f"{m}, {float(flip):.0%} flipped"] = _per_seed(d, lambda x: x["by_flip"][flip][m]["win_rate"])
-        out.append(Table("DRO-DPO (thesis) against DPO under flipped labels", rows,
-                         [(f"DRO-DPO beats DPO with {float(f):.0%} flipped", f"DRO-DPO, {float(f):.0%} flipped", f"DPO, {float(f):.0%} flipped")
-                          for f in d[min(d)]["by_flip"]]))
-    return out
+    """Every table whose stages are in ``runs`` (stage -> seed -> metrics), verdicts decided."""
+    from .report_tables import build
+
+    return decide_all(build(runs))

@@ -28,7 +28,7 @@ class DROWorstCase:
     ``alpha`` and ``q`` solve Eq. 2-4; ``atoms`` are the moved confidences ``xi - q/alpha`` and
     ``weights = alpha / N`` their probabilities (Eq. 2-5); ``value`` is the program's optimum, the
     worst-case expected loss under the tangent approximation; ``floor`` is the lower end of the
-    support ``Xi = [floor, 1]``."""
+    support ``Xi = [floor, 1]``; ``tangents`` are the K points where the pieces touch ``-log``."""
 
     alpha: np.ndarray
     q: np.ndarray
@@ -36,11 +36,19 @@ class DROWorstCase:
     weights: np.ndarray
     value: float
     floor: float
+    tangents: np.ndarray | None = None
 
     @property
     def moved_mass(self) -> np.ndarray:
         """``(N,)``: the probability mass the adversary moved away from each pair's confidence."""
         return np.where(np.abs(self.q) > 1e-12, self.alpha, 0.0).sum(axis=1)
+
+    def subset(self, index) -> "DROWorstCase":
+        """The rows ``index`` of a worst case solved over more pairs (e.g. one batch of a round);
+        ``weights`` stay ``alpha / N`` of the whole problem."""
+        index = np.asarray(index)
+        return DROWorstCase(self.alpha[index], self.q[index], self.atoms[index], self.weights[index], self.value,
+                            self.floor, self.tangents)
 
 
 def tangent_points(n_pieces: int, floor: float) -> np.ndarray:
@@ -50,7 +58,15 @@ def tangent_points(n_pieces: int, floor: float) -> np.ndarray:
     return floor ** ((2 * k + 1) / (2 * n_pieces))
 
 
-def dro_worst_case(xi, epsilon: float, n_pieces: int, *, floor: float = 1e-3) -> DROWorstCase:
+def tangent_loss(xi, tangents: np.ndarray) -> torch.Tensor:
+    """The piecewise-linear lower envelope of ``-log`` that the linear program maximises,
+    ``max_k [-log t_k - (xi - t_k) / t_k]``: finite and of bounded slope down to ``xi = 0``."""
+    t = torch.as_tensor(tangents, dtype=xi.dtype, device=xi.device)
+    return (-torch.log(t) - (xi.unsqueeze(-1) - t) / t).amax(-1)
+
+
+def dro_worst_case(xi, epsilon: float, n_pieces: int, *, floor: float = 1e-3,
+                   tangent_floor: float | None = None) -> DROWorstCase:
     """Thesis Eq. 2-4 and 2-5: the worst distribution of confidences ``xi`` (shape ``(N,)``, in
     ``(0, 1]``) within Wasserstein radius ``epsilon``, for the loss ``-log xi`` approximated by
     ``n_pieces`` tangents; solved as a linear program with ``scipy.optimize.linprog`` (HiGHS).
@@ -61,11 +77,15 @@ def dro_worst_case(xi, epsilon: float, n_pieces: int, *, floor: float = 1e-3) ->
     smooths and SeRA drops are the ones robust DPO leans on hardest. ``epsilon = 0`` moves nothing.
 
     The support is ``Xi = [floor, 1]`` (the thesis' ``(0, 1]`` with a floor, or ``-log`` would be
-    unbounded); if some ``xi_i`` is already below ``floor`` the floor drops to it."""
+    unbounded); if some ``xi_i`` is already below ``floor`` the floor drops to it. The tangents touch
+    ``-log`` at points spread over ``[tangent_floor, 1]`` (default ``floor``); with ``floor = 0`` (no
+    floor: the support is ``[0, 1]``) a ``tangent_floor > 0`` is required, and the moved atoms must
+    then be scored with :func:`tangent_loss` (``dro_dpo_loss(..., moved_loss="tangent")``)."""
     epsilon = check_range("epsilon", epsilon, 0.0, float("inf"))
     if not isinstance(n_pieces, int) or n_pieces < 1:
         raise ValueError(f"n_pieces must be an integer >= 1, got {n_pieces!r}")
-    floor = check_range("floor", floor, 1e-12, 0.5)
+    floor = check_range("floor", floor, 0.0, 0.5)
+    tangent_floor = check_range("tangent_floor", floor if tangent_floor is None else tangent_floor, 1e-12, 0.5)
     check_tensors(xi=xi)
     x = xi.detach().double().cpu().numpy().reshape(-1)
     if x.size == 0:
@@ -75,7 +95,7 @@ def dro_worst_case(xi, epsilon: float, n_pieces: int, *, floor: float = 1e-3) ->
         raise ValueError(f"xi must lie in (0, 1]; index {i} holds {x[i]!r}")
     floor = min(floor, float(x.min()))
     n, k = x.size, n_pieces
-    t = tangent_points(k, floor)
+    t = tangent_points(k, tangent_floor)
     a, b = -1.0 / t, 1.0 - np.log(t)  # tangent of -log at t: -log t - (xi - t) / t
 
     # Variables per (i, k), flattened row-major: alpha, q_plus, q_minus (q = q_plus - q_minus).
@@ -105,16 +125,18 @@ def dro_worst_case(xi, epsilon: float, n_pieces: int, *, floor: float = 1e-3) ->
     shift = np.divide(q, alpha, out=np.zeros_like(q), where=alpha > 0)
     atoms = np.clip(x[:, None] - shift, floor, 1.0)
     return DROWorstCase(alpha=alpha, q=q, atoms=atoms, weights=alpha / n, value=float(-res.fun),
-                        floor=floor)
+                        floor=floor, tangents=t)
 
 
 def dro_dpo_loss(pi_w, pi_l, ref_w, ref_l, beta: float, epsilon: float, n_pieces: int, *,
-                 floor: float = 1e-3, worst_case: DROWorstCase | None = None) -> torch.Tensor:
+                 floor: float = 1e-3, worst_case: DROWorstCase | None = None, moved_loss: str = "log") -> torch.Tensor:
     """Thesis Eq. 2-6, read as the worst-case expected loss: per pair
     ``sum_k alpha_ik * (-log(xi_i(theta) - q_ik / alpha_ik))`` with ``xi_i = sigma(beta h_i)``;
     the batch mean is ``sum_ik (alpha_ik / N) l(atom_ik)``. ``(alpha, q)`` come from
     :func:`dro_worst_case` on the detached confidences and are held fixed (stop-gradient); only
-    ``xi(theta)`` is differentiated. As printed, Eq. 2-6 puts ``alpha`` inside the log, which is not
+    ``xi(theta)`` is differentiated. ``moved_loss="tangent"`` scores the moved atoms with the
+    K-piece envelope :func:`tangent_loss` the program maximised (needed when the support reaches 0,
+    where ``-log`` is infinite); unmoved atoms always use ``-log``, so ``epsilon = 0`` is DPO. As printed, Eq. 2-6 puts ``alpha`` inside the log, which is not
     a sensible loss; this reading is the expectation under the worst case Eq. 2-5.
 
     Gradient: ``d/dxi = -sum_k alpha_ik / (xi_i - q_ik/alpha_ik)``, i.e. a DPO gradient scaled up
@@ -137,8 +159,15 @@ def dro_dpo_loss(pi_w, pi_l, ref_w, ref_l, beta: float, epsilon: float, n_pieces
     # Unmoved atoms use -logsigmoid (exact DPO, stable); moved ones -log(xi - shift).
     unmoved_loss = -F.logsigmoid(flat).expand_as(q)
     moved_atom = torch.sigmoid(flat) - shift
-    moved_loss = -torch.log(torch.where(moved, moved_atom, torch.ones_like(q)).clamp_min(1e-300))
-    per_pair = (alpha * torch.where(moved, moved_loss, unmoved_loss)).sum(-1)
+    if moved_loss == "tangent":
+        if worst_case.tangents is None:
+            raise ValueError("moved_loss='tangent' needs a worst case that records its tangent points")
+        moved_value = tangent_loss(moved_atom, worst_case.tangents)
+    elif moved_loss == "log":
+        moved_value = -torch.log(torch.where(moved, moved_atom, torch.ones_like(q)).clamp_min(1e-300))
+    else:
+        raise ValueError(f"moved_loss must be 'log' or 'tangent', got {moved_loss!r}")
+    per_pair = (alpha * torch.where(moved, moved_value, unmoved_loss)).sum(-1)
     return per_pair.reshape(logits.shape)
 
 

@@ -37,17 +37,17 @@ CHAT_TEMPLATE = (
 class TinyConfig:
     """Everything that decides the SFT model; its hash is the cache key."""
 
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_layers: int = 6
+    hidden_size: int = 96
+    intermediate_size: int = 192
+    num_layers: int = 4
     num_heads: int = 4
-    max_length: int = 48
+    max_length: int = 64
     n_demos: int = 64000
     epochs: int = 1
     batch_size: int = 64
     learning_rate: float = 3e-3
     seed: int = 0
-    world_version: int = 1
+    world_version: int = 2
 
     def key(self) -> str:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + "|" + "|".join(world.VOCAB)
@@ -145,8 +145,9 @@ def train_sft(config: TinyConfig, out: Path) -> dict:
     return stats
 
 
-def load(path_or_id: str | Path, **kwargs):
-    """``(model, tokenizer)`` by local path or hub id, through ``from_pretrained``."""
+def load(path_or_id: str | Path, tokenizer_only: bool = False, **kwargs):
+    """``(model, tokenizer)`` by local path or hub id, through ``from_pretrained`` (``model`` is
+    ``None`` with ``tokenizer_only``). The tokenizer pads on the left, for generation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -154,5 +155,7 @@ def load(path_or_id: str | Path, **kwargs):
         hf_logging.disable_progress_bar()  # no loading bars in notebooks unless logging asks for them
     tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(path_or_id), **kwargs)
+    if tokenizer.pad_token is None:  # many chat models ship without one; padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    model = None if tokenizer_only else AutoModelForCausalLM.from_pretrained(str(path_or_id), **kwargs)
     return model, tokenizer

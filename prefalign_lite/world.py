@@ -1,31 +1,54 @@
 """The embedded world: short instruction tasks over a small vocabulary, a graded gold reward,
-a simulated annotator, and builders for demonstrations and an UltraFeedback-like offline set.
+demonstrators with a known error rate, a simulated rater, and the world's own UltraFeedback.
 
-Five task families (prompt -> correct answer):
+Five task families (prompt -> correct answer), lists of 3 to 7 items:
 
-    sort 3 1 2            -> 1 2 3
+    sort 3 1 2 8          -> 1 2 3 8
     reverse c a b         -> b a c
     count a in a b a c    -> 2
-    add 3 4               -> 7
-    repeat b 3            -> b b b
+    add 3 4 5             -> 12
+    drop b in a b c b     -> a c            (``none`` when nothing is left)
 
 The gold reward is in [0, 1] with partial credit: for list answers, the share of positions right
 (over the longer of answer and target, so padding an answer costs); for numbers, 1 minus a quarter
 per unit of error. Anything that does not parse as an answer of the right kind scores 0.
+
+The world teaches its tiny model, through the SFT demonstrations, the two skills the papers take
+for granted in a real SFT model:
+
+* a **quality instruction**: a prompt prefixed with ``best`` is demonstrated by cleaner
+  demonstrators, so "best sort 3 1 2" draws better answers than "sort 3 1 2" (Sr-DPO's prompt p);
+* a **noisy judging skill**: ``check <prompt>`` followed by an answer and the verdict ``good``
+  (a perfect answer) or ``bad``, with a share of verdicts wrong, so the model can be asked to judge
+  (LLM-as-judge) and is right more often than a coin but far from always.
+
+Prompts are split once and for all into a held-out part (evaluation only) and a training part by a
+hash of their text, so no evaluation prompt is ever trained on, whatever the seed or the method.
 """
 from __future__ import annotations
 
 import math
 import random
+import zlib
 from dataclasses import dataclass
 
 LETTERS = list("abcdefgh")
-NUMBERS = [str(i) for i in range(21)]
-FAMILIES = ("sort", "reverse", "count", "add", "repeat")
-# Words for instructions added to a prompt (e.g. Sr-DPO's quality instruction, in the world's own
-# vocabulary): "answer perfect" plays the part of "a response rated 100 out of 100".
-INSTRUCTION_WORDS = ["in", "answer", "perfect", "good", "rate"]
-VOCAB = list(FAMILIES) + INSTRUCTION_WORDS + LETTERS + NUMBERS
+NUMBERS = [str(i) for i in range(41)]
+FAMILIES = ("sort", "reverse", "count", "add", "drop")
+QUALITY_WORD = "best"                  # Sr-DPO's quality instruction, in the world's words
+CHECK_WORD, GOOD, BAD = "check", "good", "bad"   # the judging skill
+VOCAB = list(FAMILIES) + ["in", "none", QUALITY_WORD, CHECK_WORD, GOOD, BAD] + LETTERS + NUMBERS
+MIN_ITEMS, MAX_ITEMS = 3, 7
+
+# Demonstrators: the edit rate of each demonstration is drawn from these.
+DEMO_NOISE = (0.0, 0.25, 0.45, 0.65)   # plain prompts
+QUALITY_NOISE = (0.0, 0.0, 0.1)        # prompts asking for the best answer
+QUALITY_SHARE = 0.2                    # share of demonstrations with the quality instruction
+CHECK_SHARE = 0.3                      # share of demonstrations of the judging skill
+CHECK_FLIP = 0.15                      # share of wrong verdicts among them
+# The four "other models" whose answers make up the world's UltraFeedback (edit rates).
+GENERATOR_NOISE = (0.0, 0.15, 0.35, 0.7)
+HELD_OUT_SHARE = 8                     # 1 prompt in 8 (by hash) is reserved for evaluation
 
 
 @dataclass(frozen=True)
@@ -39,30 +62,62 @@ class Task:
         """The tokens an answer of this family may contain."""
         if self.family in ("count", "add"):
             return NUMBERS
+        if self.family == "drop":
+            return LETTERS + ["none"]
         return NUMBERS[:10] if self.family == "sort" else LETTERS
 
 
 def make_task(rng: random.Random, family: str | None = None) -> Task:
     """One random task; ``family`` picks its kind (default: uniform over the five)."""
     family = family or rng.choice(FAMILIES)
-    n = rng.randint(2, 5)
+    n = rng.randint(MIN_ITEMS, MAX_ITEMS)
     if family == "sort":
-        xs = [rng.randint(0, 9) for _ in range(n)]
+        return _task("sort", [rng.randint(0, 9) for _ in range(n)])
+    if family == "reverse":
+        return _task("reverse", [rng.choice(LETTERS) for _ in range(n)])
+    if family == "count":
+        return _task("count", [rng.choice(LETTERS[:4]) for _ in range(n + 2)])
+    if family == "add":
+        return _task("add", [rng.randint(0, 9) for _ in range(3)])
+    if family == "drop":
+        xs = [rng.choice(LETTERS[:5]) for _ in range(n + 1)]
+        return _task("drop", [rng.choice(xs)] + xs)
+    raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+
+
+def _task(family: str, xs: list) -> Task:
+    """The task of ``family`` on the items ``xs`` (for count and drop, ``xs[0]`` is the target)."""
+    if family == "sort":
         return Task(family, "sort " + _j(xs), _j(sorted(xs)))
     if family == "reverse":
-        xs = [rng.choice(LETTERS) for _ in range(n)]
         return Task(family, "reverse " + _j(xs), _j(xs[::-1]))
     if family == "count":
-        target = rng.choice(LETTERS[:4])
-        xs = [rng.choice(LETTERS[:4]) for _ in range(n + 1)]
-        return Task(family, f"count {target} in " + _j(xs), str(xs.count(target)))
+        return Task(family, f"count {xs[0]} in " + _j(xs[1:]), str(xs[1:].count(xs[0])))
     if family == "add":
-        a, b = rng.randint(0, 10), rng.randint(0, 10)
-        return Task(family, f"add {a} {b}", str(a + b))
-    if family == "repeat":
-        x, k = rng.choice(LETTERS), rng.randint(1, 5)
-        return Task(family, f"repeat {x} {k}", _j([x] * k))
-    raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+        return Task(family, "add " + _j(xs), str(sum(int(x) for x in xs)))
+    kept = [x for x in xs[1:] if x != xs[0]]
+    return Task(family, f"drop {xs[0]} in " + _j(xs[1:]), _j(kept) if kept else "none")
+
+
+def task_of(prompt: str) -> Task:
+    """The task a prompt asks for (a leading quality instruction is ignored): what the gold judge
+    needs to score an answer given only the prompt's text."""
+    words = prompt.split()
+    if words[:1] == [QUALITY_WORD]:
+        words = words[1:]
+    try:
+        family, rest = words[0], words[1:]
+        if family in ("count", "drop"):
+            if rest[1] != "in" or not rest[2:]:
+                raise ValueError
+            rest = [rest[0]] + rest[2:]
+        elif family in ("sort", "add"):
+            rest = [int(x) for x in rest]
+        if family not in FAMILIES or not rest:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ValueError(f"not a task of the embedded world: {prompt!r}") from None
+    return _task(family, rest)
 
 
 def make_tasks(n: int, seed: int = 0, family: str | None = None) -> list[Task]:
@@ -70,9 +125,27 @@ def make_tasks(n: int, seed: int = 0, family: str | None = None) -> list[Task]:
     return [make_task(rng, family) for _ in range(n)]
 
 
+def is_held_out(prompt: str) -> bool:
+    """Whether a prompt belongs to the evaluation part of the world (one in ``HELD_OUT_SHARE``)."""
+    return zlib.crc32(prompt.encode()) % HELD_OUT_SHARE == 0
+
+
+def distinct_tasks(n: int, seed: int = 0, held_out: bool = False, exclude: set[str] = frozenset()) -> list[Task]:
+    """``n`` tasks with distinct prompts from the held-out part (evaluation) or the training part,
+    none of them in ``exclude``; deterministic given ``seed``."""
+    rng, seen, out = random.Random(seed), set(exclude), []
+    for _ in range(200 * n + 1000):
+        if len(out) == n:
+            return out
+        task = make_task(rng)
+        if task.prompt not in seen and is_held_out(task.prompt) == held_out:
+            seen.add(task.prompt)
+            out.append(task)
+    raise ValueError(f"could not draw {n} distinct prompts (got {len(out)}); ask for fewer")
+
+
 def parses(task: Task, response: str) -> bool:
-    """A response parses if it is a non-empty answer of the right kind (one number for count/add,
-    a list of the family's items otherwise)."""
+    """A non-empty answer of the right kind (one number for count/add, a list of the family's items)."""
     tokens = response.split()
     if not tokens or any(t not in task.items for t in tokens):
         return False
@@ -91,14 +164,14 @@ def gold_reward(task: Task, response: str) -> float:
 
 
 def corrupt(task: Task, noise: float, rng: random.Random) -> str:
-    """A response of graded quality: the correct answer with about ``noise`` x length random edits
+    """An answer of graded quality: the correct answer with about ``noise`` x length random edits
     (substitute, drop, insert, or pad by repeating the last token — a *longer*, worse answer, so
-    that a length-loving annotator has something to be wrong about). Numbers drift by 1-2."""
+    that a length-loving rater has something to be wrong about). Numbers drift by 1-2."""
     tokens = task.answer.split()
     if task.family in ("count", "add"):
         value = int(tokens[0])
         if rng.random() < noise:
-            value = min(20, max(0, value + rng.choice([-2, -1, 1, 2])))
+            value = min(40, max(0, value + rng.choice([-2, -1, 1, 2])))
         if rng.random() < noise / 2:
             return f"{value} {value}"  # padded: does not parse
         return str(value)
@@ -131,55 +204,98 @@ class Annotator:
         if not 0 <= self.flip_rate <= 1:
             raise ValueError(f"flip_rate must be in [0, 1], got {self.flip_rate!r}")
 
+    def utility(self, gold: float, length: int) -> float:
+        return gold / self.temperature + self.length_bias * length
+
     def probability(self, gold_1: float, gold_2: float, len_1: int, len_2: int) -> float:
         """Probability that the rater prefers response 1 (before the flip)."""
-        u = (gold_1 - gold_2) / self.temperature + self.length_bias * (len_1 - len_2)
+        u = self.utility(gold_1, len_1) - self.utility(gold_2, len_2)
         return 1.0 / (1.0 + math.exp(-u)) if u >= 0 else math.exp(u) / (1.0 + math.exp(u))
 
     def prefers_first(self, task: Task, first: str, second: str, rng: random.Random) -> bool:
         p = self.probability(gold_reward(task, first), gold_reward(task, second), len(first.split()), len(second.split()))
         return (rng.random() < p) != (rng.random() < self.flip_rate)
 
+    def best_of(self, task: Task, responses: list[str], rng: random.Random) -> int:
+        """The response the rater rates highest (Gumbel noise on the utility: the Plackett–Luce
+        generalisation of the pairwise rule, so two responses are judged as by ``prefers_first``)."""
+        noisy = [self.utility(gold_reward(task, r), len(r.split())) - math.log(-math.log(1.0 - rng.random()))
+                 for r in responses]
+        return max(range(len(responses)), key=noisy.__getitem__)
 
-# Quality levels of the generators that write the offline set's responses (edit rate per token).
-GENERATOR_NOISE = (0.0, 0.15, 0.35, 0.7)
 
-
-def sft_demonstrations(n: int, seed: int = 0, noise_levels=(0.0, 0.0, 0.1, 0.3, 0.5)) -> list[dict]:
-    """Noisy demonstrations in TRL's conversational prompt/completion format: each answer comes
-    from a generator whose noise is drawn from ``noise_levels``, so the model learns the tasks
-    imperfectly and its samples spread in quality."""
-    rng = random.Random(seed)
-    rows = []
+def sft_demonstrations(n: int, seed: int = 0) -> list[dict]:
+    """Demonstrations in TRL's conversational prompt/completion format: plain tasks answered by
+    demonstrators of mixed quality, tasks with the quality instruction answered by cleaner ones, and
+    judging demonstrations ``check <prompt>`` -> ``<answer> good|bad`` with a share of wrong
+    verdicts (see the module doc)."""
+    rng, rows = random.Random(seed), []
     for task in make_tasks(n, seed=seed):
-        response = corrupt(task, rng.choice(noise_levels), rng)
-        rows.append({"prompt": [{"role": "user", "content": task.prompt}],
-                     "completion": [{"role": "assistant", "content": response}]})
+        u = rng.random()
+        if u < CHECK_SHARE:
+            answer = corrupt(task, rng.choice(DEMO_NOISE), rng)
+            good = (gold_reward(task, answer) == 1.0) != (rng.random() < CHECK_FLIP)
+            user, reply = check_prompt(task.prompt), check_completion(answer, good)
+        elif u < CHECK_SHARE + QUALITY_SHARE:
+            user, reply = quality_prompt(task.prompt), corrupt(task, rng.choice(QUALITY_NOISE), rng)
+        else:
+            user, reply = task.prompt, corrupt(task, rng.choice(DEMO_NOISE), rng)
+        rows.append({"prompt": [{"role": "user", "content": user}], "completion": [{"role": "assistant", "content": reply}]})
+    return rows
+
+
+def quality_prompt(prompt: str) -> str:
+    return f"{QUALITY_WORD} {prompt}"
+
+
+def check_prompt(prompt: str) -> str:
+    return f"{CHECK_WORD} {prompt}"
+
+
+def check_completion(answer: str, good: bool) -> str:
+    return f"{answer} {GOOD if good else BAD}"
+
+
+def ultrafeedback_rows(tasks: list[Task], annotator: Annotator, seed: int = 0) -> list[dict]:
+    """The world's UltraFeedback-binarized: for each task, one answer from each of the four
+    generators of ``GENERATOR_NOISE`` (the "other models"); chosen is the one the ``annotator``
+    rates highest, rejected one of the others at random (as UltraFeedback-binarized is built), then
+    ``annotator.flip_rate`` of the labels swapped. Tasks whose four answers are identical are
+    skipped. Rows carry the gold rewards (``gold_chosen``, ``gold_rejected``) for evaluation only."""
+    rng, rows = random.Random(seed), []
+    for i, task in enumerate(tasks):
+        answers = [corrupt(task, noise, rng) for noise in GENERATOR_NOISE]
+        best = annotator.best_of(task, answers, rng)
+        others = [a for a in answers if a != answers[best]]
+        if not others:
+            continue
+        first, second = answers[best], rng.choice(others)
+        if rng.random() < annotator.flip_rate:
+            first, second = second, first
+        rows.append(_uf_row(task, first, second, f"{seed}-{i}"))
     return rows
 
 
 def preference_rows(tasks: list[Task], annotator: Annotator, seed: int = 0,
                     responses: list[tuple[str, str]] | None = None) -> list[dict]:
-    """An UltraFeedback-like offline set in its column layout (``prompt``, ``prompt_id``,
-    ``chosen``/``rejected`` as user+assistant message lists, ``score_chosen``/``score_rejected``)
-    plus ``gold_chosen``/``gold_rejected`` (the true rewards, for evaluation only), labelled by
-    ``annotator``. The two responses per prompt are ``responses[i]`` when given (e.g. samples of the
-    SFT model), else drawn from programmatic generators of mixed quality (identical pairs redrawn)."""
-    rng = random.Random(seed)
-    rows = []
+    """Two answers per task (``responses[i]`` when given, else two generator answers of mixed
+    quality) labelled pairwise by ``annotator``, in UltraFeedback's column layout."""
+    rng, rows = random.Random(seed), []
     for i, task in enumerate(tasks):
         first, second = responses[i] if responses is not None else _two_different(task, rng)
         if not annotator.prefers_first(task, first, second, rng):
             first, second = second, first
-        g_w, g_l = gold_reward(task, first), gold_reward(task, second)
-        rows.append({
-            "prompt": task.prompt, "prompt_id": f"{seed}-{i}", "family": task.family,
-            "chosen": [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": first}],
-            "rejected": [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": second}],
-            "score_chosen": round(1 + 9 * g_w, 3), "score_rejected": round(1 + 9 * g_l, 3),
-            "gold_chosen": g_w, "gold_rejected": g_l,
-        })
+        rows.append(_uf_row(task, first, second, f"{seed}-{i}"))
     return rows
+
+
+def _uf_row(task: Task, chosen: str, rejected: str, prompt_id: str) -> dict:
+    g_w, g_l = gold_reward(task, chosen), gold_reward(task, rejected)
+    return {"prompt": task.prompt, "prompt_id": prompt_id, "family": task.family,
+            "chosen": [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "user", "content": task.prompt}, {"role": "assistant", "content": rejected}],
+            "score_chosen": round(1 + 9 * g_w, 3), "score_rejected": round(1 + 9 * g_l, 3),
+            "gold_chosen": g_w, "gold_rejected": g_l}
 
 
 def _two_different(task: Task, rng: random.Random) -> tuple[str, str]:

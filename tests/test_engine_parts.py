@@ -19,8 +19,8 @@ def test_pair_batch_masks_prompt_and_padding(sft):
                   for ids, lab in zip(batch.input_ids.tolist(), batch.labels.tolist())]
     assert completion == [["3", "<eos>"], ["1", "2", "3", "<eos>"], ["4", "4", "<eos>"], ["3", "<eos>"]]
     assert (batch.attention_mask.sum(-1) == (batch.input_ids != tok.pad_token_id).sum(-1)).all()
-    aug = logps.pair_batch(tok, ["add 1 2"], ["3"], ["4"], prefix="answer perfect")
-    assert tok.convert_ids_to_tokens(aug.input_ids[0].tolist())[:4] == ["<|user|>", "answer", "perfect", "add"]
+    aug = logps.pair_batch(tok, ["add 1 2"], ["3"], ["4"], prefix="best")
+    assert tok.convert_ids_to_tokens(aug.input_ids[0].tolist())[:3] == ["<|user|>", "best", "add"]
 
 
 def test_batched_logps_equal_one_by_one_and_ignore_padding(sft):
@@ -74,3 +74,173 @@ def test_iterates_as_adapters_on_one_4bit_base(sft, tmp_path):
     again.load(1, tmp_path)
     with again.use(1) as m:
         assert torch.allclose(logps.forward_logps(m, batch)[0], after1, atol=1e-5)
+
+
+# ---- the memory-light log-prob path -------------------------------------------------------------
+
+def _policy_and_ref(dtype):
+    """The SFT model and a perturbed copy, in ``dtype``."""
+    path = tiny.sft_model_path()
+    ref, tok = tiny.load(path, dtype=dtype)
+    policy, _ = tiny.load(path, dtype=dtype)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return policy, ref, tok
+
+
+PROMPTS, CHOSEN, REJECTED = ["add 1 2", "sort 3 1 2 5 4", "reverse c a b"], ["3", "1 2 3 4 5", "b a c"], ["4 4", "3", "c"]
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_chunked_logps_and_gradients_equal_the_full_logits(dtype, tol):
+    policy, _, tok = _policy_and_ref(dtype)
+    batch = logps.pair_batch(tok, PROMPTS, CHOSEN, REJECTED)
+    full, lengths, logits = logps.forward_logps(policy, batch, keep_logits=True)
+    assert logits.shape[-1] == policy.config.vocab_size  # the old path really built (2B, T, V)
+    full.sum().backward()
+    want = {n: p.grad.clone() for n, p in policy.named_parameters()}
+    policy.zero_grad()
+    vocab = policy.config.vocab_size
+    chunked, lengths2, states = logps.forward_logps(policy, batch, chunk_elements=3 * vocab, keep_states=True)
+    n_tokens = int(lengths.sum())
+    assert states.hidden.shape[0] == n_tokens and len(logps._chunks(states, 3 * vocab)) == -(-n_tokens // 3) > 1
+    chunked.sum().backward()
+    assert torch.equal(lengths, lengths2)
+    assert (chunked - full).abs().max().item() <= tol
+    worst = max((p.grad - want[n]).abs().max().item() for n, p in policy.named_parameters())
+    assert worst <= 10 * tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_chunked_extrapolated_logps_equal_spa_eq12_on_full_logits(dtype, tol):
+    policy, ref, tok = _policy_and_ref(dtype)
+    batch = logps.pair_batch(tok, PROMPTS, CHOSEN, REJECTED)
+    vocab = policy.config.vocab_size
+    with torch.no_grad():
+        _, _, pol_logits = logps.forward_logps(policy, batch, keep_logits=True)
+        _, _, ref_logits = logps.forward_logps(ref, batch, keep_logits=True)
+        _, _, pol_states = logps.forward_logps(policy, batch, keep_states=True)
+        _, _, ref_states = logps.forward_logps(ref, batch, keep_states=True)
+    for lam in (0.0, 0.25, 1.0):
+        want = logps.extrapolated_pair_logps(pol_logits, ref_logits, batch.labels, lam)
+        for chunk in (vocab, 4 * vocab, 10 ** 9):
+            got = logps.extrapolated_logps_from_states(pol_states, ref_states, lam, chunk_elements=chunk)
+            assert got.dtype == torch.float32 or dtype == torch.float64
+            assert (got.to(dtype) - want).abs().max().item() <= tol, (lam, chunk)
+    # lambda = 0 is the policy's own log-prob; lambda > 0 moves away from it
+    plain = logps.forward_logps(policy, batch)[0]
+    assert torch.allclose(logps.extrapolated_logps_from_states(pol_states, ref_states, 0.0), plain, atol=tol)
+    assert (logps.extrapolated_logps_from_states(pol_states, ref_states, 1.0) - plain).abs().max() > 1e-3
+
+
+def test_models_outside_the_hidden_state_path_fall_back_to_full_logits(sft):
+    _, model, tok = sft
+    batch = logps.pair_batch(tok, PROMPTS, CHOSEN, REJECTED)
+    assert logps.supports_hidden_path(model)
+    with torch.no_grad():
+        plain = logps.forward_logps(model, batch)[0]
+        model.config.final_logit_softcapping = 30.0  # a model that post-processes its logits
+        try:
+            assert not logps.supports_hidden_path(model)
+            fallback, _, extra = logps.forward_logps(model, batch, keep_states=True)
+        finally:
+            model.config.final_logit_softcapping = None
+    assert extra is None and torch.allclose(plain, fallback, atol=1e-5)
+
+
+# ---- device, merged copy, generation batch ------------------------------------------------------
+
+def test_device_defaults_and_gpu_load_arguments():
+    assert models.default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert models.default_dtype("cpu") == torch.float32 and models.default_dtype("cuda") == torch.bfloat16
+    cpu = models.base_load_kwargs(True, device="cpu")
+    assert "device_map" not in cpu and cpu["quantization_config"].bnb_4bit_compute_dtype == torch.float32
+    gpu = models.base_load_kwargs(True, device="cuda:0")  # only builds arguments: no GPU needed
+    assert gpu["device_map"] == {"": 0} and gpu["dtype"] == torch.bfloat16
+    assert gpu["quantization_config"].bnb_4bit_quant_type == "nf4"
+
+
+def test_generation_batch_size_follows_the_device():
+    from transformers import MistralConfig
+
+    from prefalign_lite import generate
+
+    assert generate.default_batch_size(device="cpu") == 256
+    mistral = type("M", (), {"config": MistralConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
+                                                     num_key_value_heads=8)})()
+    assert generate.kv_cache_bytes_per_token(mistral.config) == 131072
+    assert generate.default_batch_size(mistral, "cuda", free_bytes=75e9) == 512
+    assert generate.default_batch_size(mistral, "cuda", free_bytes=20e9) == 128  # 0.7 * 20e9 / 83.9 MB = 166
+    with pytest.raises(ValueError, match="GB of cache"):
+        generate.default_batch_size(mistral, "cuda", free_bytes=1e7)
+
+
+def test_merged_copy_equals_the_4bit_iterate(sft):
+    path, _, tok = sft
+    it = models.IterateAdapters(models.load_base(path, four_bit=True), models.LoraSettings(r=4, alpha=8))
+    it.create(1)
+    it.create(2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in it.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    batch = logps.pair_batch(tok, PROMPTS, CHOSEN, REJECTED)
+    it.model.train()  # bitsandbytes' CPU backend computes exactly (unpacked weights) in train mode
+    with it.use(1) as m:
+        want = logps.forward_logps(m, batch)[0]
+    exact = it.merged(1, dtype=torch.float32)
+    assert not hasattr(exact, "peft_config") and "Linear4bit" not in type(exact.model.layers[0].self_attn.q_proj).__name__
+    assert torch.allclose(logps.forward_logps(exact, batch)[0], want, atol=1e-5)
+    assert (logps.forward_logps(it.merged(2, dtype=torch.float32), batch)[0] - want).abs().max() > 1e-3
+    half = it.merged(1)
+    assert half.dtype == torch.bfloat16
+    assert torch.allclose(logps.forward_logps(half, batch)[0], want, atol=0.2)
+    # the adapters are left as they were: iterate 2 active and the only one training
+    assert it.model.active_adapter == "iter2"
+    assert all(".iter2." in n for n, p in it.model.named_parameters() if p.requires_grad)
+
+
+def test_gradients_after_an_eval_pass_equal_those_of_a_fresh_4bit_base():
+    """On avx512-bf16 CPUs bitsandbytes re-lays 4-bit weights out on an eval-mode pass (sampling,
+    judging) unless told not to; backpropagating through that layout loses the gradient through
+    the base layers (the first layer's LoRA gradients came out ~100x too small). ``load_base``
+    switches it off; ``unpack_cpu_4bit`` (called by the trainer) is the net for other bases.
+    (A random base of the bench's tiny shape: bitsandbytes' re-layout also crashes outright on
+    layers whose width is not a multiple of 64, like the 96-wide tiny SFT model's.)"""
+    from bitsandbytes.functional import has_avx512bf16
+
+    from prefalign_lite import bench_shapes
+
+    shape = bench_shapes.get_shape("tiny")
+    rows = bench_shapes.random_rows(4, 6, 5, shape.config["vocab_size"])
+    batch = logps.collate(logps.tokenise_rows(None, rows).pairs, pad_token_id=0)
+
+    def first_layer_grads(eval_pass: bool):
+        it = models.IterateAdapters(bench_shapes.random_base(shape, torch.device("cpu")), models.LoraSettings(r=4, alpha=8))
+        torch.manual_seed(0)
+        it.create(1)
+        with torch.no_grad():
+            for n, p in it.model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.05)
+        if eval_pass:
+            layers = [m for m in it.model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+            for m in layers:  # load_base switches the re-layout off; switch it back on to test the net
+                m.support_avx512bf16_for_cpu = bool(has_avx512bf16())
+            it.model.eval()
+            with torch.no_grad():
+                it.model(batch.input_ids[:1])
+            assert models.unpack_cpu_4bit(it.model) == (len(layers) if has_avx512bf16() else 0)
+        it.model.train()
+        logps.forward_logps(it.model, batch)[0].sum().backward()
+        return {n: p.grad for n, p in it.model.named_parameters() if p.requires_grad and "layers.0." in n}
+
+    fresh, after_eval = first_layer_grads(False), first_layer_grads(True)
+    # the round trip through the re-layout keeps the block scales in bfloat16: the weights move a
+    # little, so the gradients agree to a few per cent, not bit for bit (without the net: ~1%% of size)
+    worst = max(((after_eval[n] - fresh[n]).norm() / fresh[n].norm()).item() for n in fresh)
+    print(f"first-layer LoRA gradients after an eval pass: worst relative error {worst:.4f}")
+    assert worst < 0.05 and min(g.norm() for g in fresh.values()) > 1e-3

@@ -1,7 +1,7 @@
-"""SPA's rival judges on the tiny SFT model: the seed-fitted reward model and LLM-as-judge."""
+"""SPA's rival judges on the tiny SFT model: the external reward model and LLM-as-judge."""
 import pytest
 
-from prefalign_lite import evaluate, judges, tiny, world
+from prefalign_lite import evaluate, judges, settings, tiny, world
 
 
 @pytest.fixture(scope="module")
@@ -11,27 +11,31 @@ def sft():
     return path, model.eval(), tokenizer
 
 
-def test_llm_judge_is_symmetric_in_the_order_of_the_answers(sft):
+def _rows(n: int, seed: int) -> list[dict]:
+    tasks = world.distinct_tasks(n, seed=seed)
+    return [{"prompt": t.prompt, "chosen": t.answer, "rejected": "0 0 0 0 0"} for t in tasks]
+
+
+def test_llm_judge_checks_each_answer_and_is_symmetric(sft):
     _, model, tokenizer = sft
-    tasks = world.make_tasks(12, seed=3)
-    first, second = [t.answer for t in tasks], [t.answer + " a" for t in tasks]
-    forward = judges.llm_prefers_first(model, tokenizer, [t.prompt for t in tasks], first, second, batch_size=5)
-    backward = judges.llm_prefers_first(model, tokenizer, [t.prompt for t in tasks], second, first)
-    assert len(forward) == 12 and all(isinstance(x, bool) for x in forward)
-    assert [not x for x in forward] == backward  # asking in both orders removes position bias exactly
-    assert judges.judge_prompt("add 1 2", "3", "4") == "rate add 1 2 answer a 3 answer b 4 good"
-    assert set(judges.judge_prompt("add 1 2", "3", "4").split()) <= set(world.VOCAB)
+    rows = _rows(40, seed=3)
+    swapped = [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
+    setting = settings.EmbeddedSetting()
+    forward = judges.llm_prefers_first(model, tokenizer, setting, rows, max_length=64)
+    backward = judges.llm_prefers_first(model, tokenizer, setting, swapped, max_length=64)
+    assert len(forward) == 40 and all(isinstance(x, bool) for x in forward)
+    assert [not x for x in forward] == backward   # each answer is checked on its own: order cannot matter
+    assert sum(forward) >= 28                     # the SFT model learnt to check: right beats garbage
 
 
-def test_reward_model_fitted_on_a_seed_ranks_its_pairs(sft, tmp_path):
+def test_reward_model_fitted_on_labelled_pairs_ranks_them(sft, tmp_path):
     path, _, _ = sft
-    tasks = world.make_tasks(16, seed=4)
-    rows = [{"prompt": t.prompt, "chosen": t.answer, "rejected": "0 0 0 0 0"} for t in tasks]
+    rows = _rows(16, seed=4)
     saved = judges.train_reward_model(path, rows, tmp_path / "rm", epochs=20, learning_rate=2e-3)
     assert (saved / "config.json").exists() and not list(tmp_path.glob(".*partial"))
     judge = evaluate.RewardModelJudge(saved, batch_size=8)   # read back by path, as a hub reward model would be
-    wins = judges.reward_model_prefers_first(judge, [r["prompt"] for r in rows], [r["chosen"] for r in rows],
-                                             [r["rejected"] for r in rows])
-    assert sum(wins) >= 15
+    assert sum(judges.reward_model_prefers_first(judge, rows)) >= 15
+    tie = [{"prompt": rows[0]["prompt"], "chosen": "1 2", "rejected": "1 2"}]
+    assert judges.reward_model_prefers_first(judge, tie) == [False]   # a tie goes to the second answer (Eq. 8)
     with pytest.raises(ValueError, match="at least one"):
         judges.train_reward_model(path, [], tmp_path / "empty")

@@ -4,15 +4,15 @@ import torch
 from prefalign_lite.noise import AdaptiveThreshold, refinement_alpha
 
 
-def test_threshold_is_the_k_quantile_of_the_window():
+def test_threshold_is_the_k_quantile_of_the_previous_window():
     th = AdaptiveThreshold(k=0.1, window=50)
-    assert th.tau is None
+    assert th.tau == 0.0  # the authors' code: 0 until the window is full
+    assert th(torch.tensor([-1.0, 0.0, 1.0])).tolist() == [1.0, 1.0, 0.0]  # <= 0 flagged meanwhile
     th.update(torch.arange(100, dtype=torch.float64))  # window keeps the last 50: 50..99
-    assert th.tau == pytest.approx(0.5 * (54 + 55))  # index floor(50 * 0.1) = 5 -> mean of 54, 55
-    z = th(torch.tensor([54.0, 55.0, 200.0] + [100.0] * 47))
-    # after adding these, the window is [54, 55, 200, 100 x 47]: tau = mean(100, 100)
-    assert th.tau == 100.0
-    assert z.tolist()[:3] == [1.0, 1.0, 0.0]
+    assert th.tau == pytest.approx(0.5 * (55 + 56))  # floor(50 * 0.1) = 5 -> 6th and 7th smallest
+    z = th(torch.tensor([55.0, 55.5, 56.0, 200.0] + [100.0] * 46))
+    assert z.tolist()[:4] == [1.0, 1.0, 0.0, 0.0]  # judged against the window before this batch (<=)
+    assert th.tau == 100.0  # now the window is this batch: [55, 55.5, 56, 200, 100 x 46]
 
 
 def test_threshold_flags_about_k_of_a_stream():

@@ -1,9 +1,18 @@
-"""Every notebook keeps the kit's conventions, and papermill can set its parameters."""
+"""Every notebook keeps the kit's conventions, and papermill can set its parameters; the derivation
+notebooks 00-05 teach (summary, graded exercises with hidden solutions, what to try next) and show
+only figures that read on their own. (About 5 s, most of it the papermill run.)"""
 import json
+import re
 from pathlib import Path
 
+import matplotlib
 import papermill
 import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+from prefalign_lite import plots  # noqa: E402
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -35,3 +44,106 @@ def test_papermill_sets_a_parameter(tmp_path):
                                cwd=str(NOTEBOOKS[0].parent), progress_bar=False)
     text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", []))
     assert "DPO loss       : [0.1269, 4.0181, 0.6931]" in text  # -log sigma(1.0 * h) for h = 2, -4, 0
+
+
+# --- teaching apparatus of the derivation notebooks 00-05 (reads the committed files: ~0.1 s) ---------
+
+FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
+DERIVATIONS = [p for p in NOTEBOOKS if p.name[:2] in {"00", "01", "02", "03", "04", "05"}]
+NEXT = {"00": "01_bradley_terry_and_dpo.ipynb", "01": "02_spa_self_refinement.ipynb", "02": "03_sera_margins.ipynb",
+        "03": "04_sr_dpo_refinement.ipynb", "04": "05_adversarial_dro_dpo.ipynb", "05": "10_synthetic_world_and_sft.ipynb"}
+
+
+def _cells(path):
+    return [(c, "".join(c["source"])) for c in json.loads(path.read_text())["cells"]]
+
+
+def _markdown_links(path):
+    return [link for c, text in _cells(path) if c["cell_type"] == "markdown"
+            for link in re.findall(r"\]\(([^)\s]+)\)", text) if not link.startswith("http")]
+
+
+@pytest.mark.parametrize("path", DERIVATIONS, ids=lambda p: p.name)
+def test_each_derivation_notebook_teaches(path):
+    cells = _cells(path)
+    markdown = [text for c, text in cells if c["cell_type"] == "markdown"]
+    summary = [i for i, (c, text) in enumerate(cells) if text.startswith("## Summary")]
+    assert summary, "a '## Summary' section"
+    exercises = next(text for text in markdown if "## Exercises" in text)
+    numbered = re.findall(r"^\d+\. \*\*\((warm-up|easy|medium|harder|derivation|harder, open)\)\*\*", exercises, re.M)
+    assert 3 <= len(numbered) <= 5, f"3-5 exercises of graded difficulty, found {len(numbered)}"
+    assert numbered[0] == "warm-up"
+    solutions = [c for c, text in cells if c["cell_type"] == "code" and text.startswith("#@title Solution")]
+    assert len(solutions) == len(numbered), "one solution cell per exercise"
+    for c in solutions:
+        assert c["metadata"].get("jupyter", {}).get("source_hidden") is True, "solutions are collapsed"
+        assert c.get("outputs"), "a solution runs and prints something nbval checks"
+    last = cells[-1][1]
+    assert last.startswith("## What to try next") and f"]({NEXT[path.name[:2]]})" in last
+    assert "NOTATION.md" in "".join(markdown), "links to the notation page"
+
+
+@pytest.mark.parametrize("path", DERIVATIONS, ids=lambda p: p.name)
+def test_derivation_notebooks_use_the_kit_style_and_checked_figures(path):
+    code = "\n".join(text for c, text in _cells(path) if c["cell_type"] == "code")
+    assert "use_kit_style()" in code, "the import cell sets the kit's figure style"
+    assert "plt.show()" not in code, "figures are shown with plots.show, which checks their labels"
+    printed = "".join("".join(o.get("text", "")) for c, _ in _cells(path) for o in c.get("outputs", []))
+    assert not re.search(r"\d\.\de[-+]\d\d", printed), "machine-epsilon values are printed as verdicts, not digits"
+
+
+def test_links_between_notebooks_resolve_and_the_map_covers_every_notebook():
+    for path in NOTEBOOKS:
+        for link in _markdown_links(path):
+            assert (FOLDER / link.split("#")[0]).exists(), f"{path.name} links to missing {link}"
+    mapped = set(_markdown_links(NOTEBOOKS[0]))
+    assert {p.name for p in NOTEBOOKS} <= mapped, f"00's map misses {sorted({p.name for p in NOTEBOOKS} - mapped)}"
+
+
+def test_the_notation_page_covers_every_symbol_and_convention():
+    text = (FOLDER / "NOTATION.md").read_text()
+    for symbol in (r"\beta", "$h$", r"$r(x, y)$", r"$\Delta$", "$z$", r"$\alpha$", r"$\lambda$", r"$\varepsilon$", r"$\xi$",
+                   r"$\gamma$", "$K$", r"$\tau$", r"$\kappa$", "$q_{ik}$", "$m$"):
+        assert symbol in text, f"NOTATION.md lacks {symbol}"
+    for convention in ("SPA Eq. 7", "SeRA Eq. 5", "Sr-DPO Eq. 11", "thesis Eq. 2-2", "β folded in?"):
+        assert convention in text
+
+
+def _figure(**labels):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [0, 1, 4], label="one")
+    if labels.get("second"):
+        ax.plot([0, 1, 2], [4, 1, 0], label="two")
+    ax.axhline(1)
+    ax.set_title(labels.get("title", "")); ax.set_xlabel(labels.get("x", "")); ax.set_ylabel(labels.get("y", ""))
+    if labels.get("legend"):
+        ax.legend()
+    return fig
+
+
+def test_figure_check_names_what_is_missing():
+    assert plots.figure_problems(_figure(title="t", x="x", y="y")) == []
+    assert plots.figure_problems(_figure(x="x")) == ["axes 0 has no title", "axes 0 has no y-label"]
+    assert plots.figure_problems(_figure(title="t", x="x", y="y", second=True)) == [
+        "axes 0 ('t') draws 2 series but has no legend"]
+    assert plots.figure_problems(_figure(title="t", x="x", y="y", second=True, legend=True)) == []
+    fig = _figure(x="x", y="y")
+    fig.suptitle("a figure title counts for every panel")
+    assert plots.figure_problems(fig) == []
+    with pytest.raises(ValueError, match="figure cannot be read on its own: axes 0 has no title"):
+        plots.show(_figure(x="x", y="y"))
+    plt.close("all")
+
+
+def test_bars_with_error_bars_are_one_series():
+    fig, ax = plt.subplots()
+    ax.bar([0, 1], [1, 2], yerr=[0.1, 0.2]); ax.set_title("t"); ax.set_xlabel("x"); ax.set_ylabel("y")
+    assert plots.figure_problems(fig) == []
+    ax.scatter([0, 1], [1, 2])
+    assert plots.figure_problems(fig) == ["axes 0 ('t') draws 2 series but has no legend"]
+    plt.close("all")
+
+
+def test_kit_style_reads_on_a_projector():
+    plots.use_kit_style()
+    assert matplotlib.rcParams["figure.dpi"] >= 120 and matplotlib.rcParams["font.size"] >= 10

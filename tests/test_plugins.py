@@ -38,7 +38,30 @@ def test_reductions_to_dpo(step):
 
 def test_spa_flags_and_sr_dpo_delta_are_live(step):
     _, metrics = step(plugins.spa_refined(k=0.25))
-    assert 0 < metrics["noise_share"] <= 0.5
+    assert 0 < metrics["noise_share"] < 1   # tau is 0 until the window fills (authors code): margins <= 0 are flagged
     _, with_prompt = step(plugins.sr_dpo())
     _, naive = step(plugins.sr_dpo(prefix=None))
     assert with_prompt["delta"] != pytest.approx(naive["delta"])
+
+
+def test_spa_decoupled_detection_uses_chunked_eq12_equal_to_the_full_logits():
+    from prefalign_lite import logps, objectives as O
+
+    _, policy, ref, tok = perturbed_policy(seed=1)
+    rows = plain_rows(16, seed=9)
+    objective = plugins.spa_refined(lam=0.5)
+    assert objective.extrapolate_lam == 0.5 and not objective.needs_logits  # no full logits kept
+    run = trainer.PreferenceTrainer(policy, tok, objective, reference_of(ref),
+                                    trainer.TrainConfig(progress=False, logit_chunk_elements=policy.config.vocab_size * 5))
+    with torch.no_grad():
+        x = run.step_inputs(rows, 50, 100)
+        batch = run.encode(rows)
+        full_pol = logps.forward_logps(policy, batch, keep_logits=True)[2]
+        full_ref = logps.forward_logps(ref, batch, keep_logits=True)[2]
+    want_w, want_l = logps.split_pairs(logps.extrapolated_pair_logps(full_pol, full_ref, batch.labels, 0.5))
+    assert x.policy_logits is None and x.ref_logits is None
+    assert torch.allclose(x.ext_w, want_w, atol=1e-5) and torch.allclose(x.ext_l, want_l, atol=1e-5)
+    assert not torch.allclose(x.ext_w, x.pi_w, atol=1e-3)  # lambda > 0 changes the log-probs
+    with pytest.raises(ValueError, match="needs ext_w/ext_l"):
+        objective.loss(trainer.StepInputs(x.pi_w, x.pi_l, x.ref_w, x.ref_l, x.len_w, x.len_l, 50, 100, rows))
+    assert O.sera_margin(x.ext_w, x.ext_l, x.ref_w, x.ref_l).shape == (16,)

@@ -16,16 +16,50 @@ def test_seed_interval_is_the_student_t_interval():
         report.seed_interval([])
 
 
-@pytest.mark.parametrize("a, b, word", [
-    ([0.60, 0.61, 0.62], [0.50, 0.50, 0.51], "reproduced"),
-    ([0.40, 0.41, 0.42], [0.50, 0.50, 0.51], "not reproduced"),
-    ([0.60, 0.40, 0.55], [0.50, 0.50, 0.50], "inconclusive"),
-    ([0.90], [0.10], "inconclusive"),
+def test_holm_is_the_step_down_adjustment():
+    assert report.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx([0.03, 0.06, 0.06, math.nan], nan_ok=True)
+    assert report.paired_p([0.1, 0.1, 0.1]) == pytest.approx(0.0, abs=1e-12) and report.paired_p([0.0, 0.0]) == 1.0
+    assert report.paired_p([0.1, 0.2, 0.15, 0.12, 0.18]) == pytest.approx(0.00124, abs=1e-5)   # t = 8.1, 4 df
+
+
+@pytest.mark.parametrize("diffs, p, word", [
+    ([0.10, 0.11, 0.12, 0.10, 0.09], 0.001, "reproduced"),
+    ([-0.10, -0.11, -0.12, -0.10, -0.09], 0.001, "opposite"),
+    ([0.002, -0.003, 0.001, 0.0, -0.001], 0.8, "no effect"),
+    ([0.10, -0.10, 0.05, 0.0, 0.02], 0.6, "inconclusive"),
+    ([0.10, 0.11, 0.12, 0.10, 0.09], 0.08, "inconclusive"),   # significant alone, not after Holm
+    ([0.9], math.nan, "inconclusive"),
 ])
-def test_verdict_rule(a, b, word):
-    assert report.verdict(a, b)[1] == word
-    with pytest.raises(ValueError, match="paired"):
-        report.verdict(a, b + [0.5])
+def test_verdict_rule(diffs, p, word):
+    assert report.decide(report.seed_interval(diffs), p) == word
+
+
+def _fabricate(tmp_path, spa_wins, gates):
+    for seed, (spa, passed) in enumerate(zip(spa_wins, gates)):
+        results.save_metrics(tmp_path / f"seed{seed}" / "11_dpo_baselines",
+                             {"seed_dpo": {"win_rate": 0.55 + seed / 1000}, "all_gold_dpo": {"win_rate": 0.62}})
+        rounds = [{"win_rate": 0.55 + seed / 1000}, {"win_rate": 0.5, "gate": {"passed": passed}}, {"win_rate": spa},
+                  {"win_rate": spa}]
+        results.save_metrics(tmp_path / f"seed{seed}" / "13_spa",
+                             {"spa": rounds, "by_fraction": {"0.1": rounds[:3]}})
+    return report.tables(results.load_runs(tmp_path))
+
+
+def test_tables_from_a_run_decide_by_the_rule_and_respect_the_gate(tmp_path):
+    tables = _fabricate(tmp_path, [0.40, 0.42, 0.39, 0.41, 0.40], [True] * 5)
+    verdicts = dict(v for t in tables for v in t.verdicts())
+    assert verdicts == {"SPA beats DPO on the seed": "opposite", "SPA beats DPO on all gold (SPA vs Zephyr)": "opposite",
+                        "SPA beats DPO with a 10.0% seed": "opposite"}
+    assert "| SPA (3 rounds) | 0.404 [" in tables[0].markdown() and "15.39 / 21.13" in tables[0].markdown()
+    assert tables[1].title.startswith("SPA Table 3") and "SPA (2 rounds), 3.3% seed" in tables[1].rows
+    assert report.counts(tables)["opposite"] == 3
+    json.dumps([t.markdown() for t in tables] + [report.summary(tables)])
+
+
+def test_a_failed_gate_makes_its_claims_not_testable(tmp_path):
+    tables = _fabricate(tmp_path, [0.40, 0.42, 0.39, 0.41, 0.40], [True, False, False, False, False])
+    assert set(word for t in tables for _, word in t.verdicts()) == {"not testable"}
+    assert "gate passed in 1 of 5 seeds" in tables[0].markdown()
 
 
 def test_metrics_are_written_whole_and_gathered_by_seed(tmp_path):
@@ -37,19 +71,3 @@ def test_metrics_are_written_whole_and_gathered_by_seed(tmp_path):
     with pytest.raises(ValueError):
         results.save_metrics(tmp_path / "bad", {"loss": float("nan")})
     assert not (tmp_path / "bad" / "metrics.json").exists()
-
-
-def test_tables_from_a_run(tmp_path):
-    """The Table 1 claims from three fabricated seeds: the rule, not the eye, decides."""
-    for seed, (seed_dpo, spa, gold) in enumerate([(0.52, 0.40, 0.56), (0.51, 0.42, 0.57), (0.53, 0.39, 0.55)]):
-        results.save_metrics(tmp_path / f"seed{seed}" / "11_dpo_baselines",
-                             {"seed_dpo": {"win_rate": seed_dpo}, "all_gold_dpo": {"win_rate": gold}})
-        results.save_metrics(tmp_path / f"seed{seed}" / "12_spa",
-                             {"spa": [{"win_rate": seed_dpo}, {"win_rate": spa}],
-                              "by_fraction": {"0.033": [{"win_rate": seed_dpo}, {"win_rate": spa}]}})
-    tables = report.tables(results.load_runs(tmp_path))
-    verdicts = dict(tables[0].verdicts())
-    assert verdicts == {"SPA beats DPO on the seed": "not reproduced", "SPA beats DPO on all gold (SPA vs Zephyr)": "not reproduced",
-                        "DPO on all gold beats the SFT model": "reproduced"}
-    assert "| SPA (3 rounds) | 0.403 [" in tables[0].markdown() and tables[1].title.startswith("SPA Table 3")
-    json.dumps([t.markdown() for t in tables])

@@ -79,3 +79,90 @@ def test_cosine_schedule():
     values = [trainer.cosine_with_warmup(s, 20, 0.1) for s in range(20)]
     assert values[0] == 0.5 and values[1] == 1.0 and values[-1] < 0.01
     assert all(b <= a for a, b in zip(values[1:], values[2:]))
+
+
+def test_engine_switches_follow_the_device_and_checkpointing_changes_nothing(setup):
+    """Activation checkpointing (non-reentrant) on a frozen 4-bit base with a LoRA adapter gives the
+    same loss and adapter gradients as without; on a CPU both switches default to off."""
+    from prefalign_lite import models
+
+    path, _, _, tok, rows = setup
+    it = models.IterateAdapters(models.load_base(path, four_bit=True), models.LoraSettings(r=4, alpha=8))
+    it.create(1)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in it.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    grads = {}
+    for checkpointing in (False, True):
+        run = trainer.PreferenceTrainer(it.model, tok, plugins.dpo(0.1), lambda: it.use(None),
+                                        trainer.TrainConfig(progress=False, gradient_checkpointing=checkpointing))
+        assert run.checkpointing is checkpointing and run.bf16 is False
+        it.model.train()
+        with trainer.activation_checkpointing(it.model, checkpointing):
+            assert it.model.get_base_model().model.layers[0].gradient_checkpointing is checkpointing
+            loss = run.objective.loss(run.step_inputs(rows[:8], 0, 1))[0].mean()
+            loss.backward()
+        assert it.model.get_base_model().model.layers[0].gradient_checkpointing is False  # restored
+        assert not getattr(it.model.get_base_model(), "_require_grads_hooks", None)  # no hook left behind
+        grads[checkpointing] = (loss.item(), [p.grad.clone() for p in it.model.parameters() if p.requires_grad])
+        it.model.zero_grad()
+    assert grads[True][0] == pytest.approx(grads[False][0], abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads[True][1], grads[False][1]))
+    assert any(g.abs().sum() > 0 for g in grads[True][1])
+
+
+def test_the_gpu_path_runs_on_a_cpu(setup):
+    """What a GPU switches on (bf16 autocast, activation checkpointing, several logit chunks each
+    recomputed in the backward) forced on a CPU with SPA's objective: it trains, and one step's
+    loss and extrapolated log-probs stay near the float32 path's."""
+    from prefalign_lite import models
+
+    path, _, _, tok, rows = setup
+    it = models.IterateAdapters(models.load_base(path, four_bit=True), models.LoraSettings(r=4, alpha=8))
+    it.create(1)
+    spa = plugins.spa_refined(beta=0.1, warmup_fraction=0.0, lam=0.5)
+    fast = trainer.TrainConfig(batch_size=16, log_every=1, progress=False, bf16=True, gradient_checkpointing=True,
+                               logit_chunk_elements=200)
+    run = trainer.PreferenceTrainer(it.model, tok, spa, lambda: it.use(None), fast)
+    plain = trainer.PreferenceTrainer(it.model, tok, spa, lambda: it.use(None),
+                                      trainer.TrainConfig(batch_size=16, progress=False))
+    it.model.train()
+    with torch.no_grad():
+        x16, x32 = run.step_inputs(rows[:16], 0, 1), plain.step_inputs(rows[:16], 0, 1)
+    assert (x16.ext_w - x32.ext_w).abs().max() < 0.1 and (x16.pi_w - x32.pi_w).abs().max() < 0.1
+    history = run.train(rows[:32])
+    assert history.pairs == 32 and len(history.records) == 2
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in history.records)
+
+
+def test_training_after_cpu_sampling_on_a_4bit_model_with_biases():
+    """bitsandbytes' CPU backend re-lays 4-bit weights out on an eval-mode pass (avx512-bf16
+    machines) unless told not to (models.load_base does); training on that layout failed for
+    biased layers (Qwen2's q/k/v). The trainer undoes it first."""
+    import dataclasses
+
+    from prefalign_lite import bench_shapes, models
+
+    shape = bench_shapes.get_shape("tiny-qwen2-152k")
+    shape = dataclasses.replace(shape, config={**shape.config, "vocab_size": 256})
+    it = models.IterateAdapters(bench_shapes.random_base(shape, torch.device("cpu")), models.LoraSettings(r=4, alpha=8))
+    it.create(1)
+    layer = it.model.get_base_model().model.layers[0].self_attn.q_proj
+    assert layer.base_layer.bias is not None
+    from bitsandbytes.functional import has_avx512bf16
+
+    for module in it.model.modules():  # a base loaded outside models.load_base keeps bitsandbytes' default
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = bool(has_avx512bf16())
+    it.model.eval()
+    with torch.no_grad():
+        it.model(torch.ones(2, 6, dtype=torch.long))  # what sampling does
+    packed = getattr(layer.base_layer.weight.quant_state, "packing_format_for_cpu", False)
+    rows = bench_shapes.random_rows(4, 6, 4, 256)
+    history = trainer.PreferenceTrainer(it.model, None, plugins.dpo(0.1), lambda: it.use(None),
+                                        trainer.TrainConfig(batch_size=2, max_length=10, progress=False)).train(rows)
+    assert history.pairs == 4 and torch.isfinite(torch.tensor(history.last("loss")))
+    assert not getattr(layer.base_layer.weight.quant_state, "packing_format_for_cpu", False)
+    print(f"weights were in the CPU inference layout before training: {packed}")

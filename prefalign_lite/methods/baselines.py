@@ -1,14 +1,16 @@
-"""The baselines of the replication table: DPO on the gold seed only, DPO on all gold labels."""
+"""The baselines of the replication tables: DPO on the gold seed only, DPO on all gold labels."""
 from __future__ import annotations
 
 import time
 
 from .. import plugins
-from .common import Session
+from .common import Session, plain
 
 
-def dpo_baseline(session: Session, rows: list[dict], beta: float = 0.5, epochs: int = 1, name: int = 0) -> dict:
-    """DPO from pi_init with reference pi_init on ``rows`` (gold-labelled), evaluated against SFT."""
+def dpo_baseline(session: Session, rows: list[dict], beta: float = 0.1, epochs: int = 1, name: int = 0,
+                 stage: str = "DPO") -> dict:
+    """DPO from pi_init with reference pi_init on ``rows``, evaluated against SFT."""
     start = time.perf_counter()
-    session.train(name, rows, plugins.dpo(beta), ref=None, init_from=None, epochs=epochs)
-    return {"pairs": len(rows), **session.evaluate(name), "seconds": time.perf_counter() - start}
+    history = session.train(name, plain(rows), plugins.dpo(beta), ref=None, init_from=None, epochs=epochs, stage=stage)
+    return {"pairs": len(rows), "pairs_truncated": history.pairs_truncated, **session.evaluate(name),
+            "seconds": time.perf_counter() - start}

@@ -5,23 +5,29 @@ reward margin (Eq. 5; the reward r_t from Eq. 7: log pi_{t-1}/pi_{t-2}, the gamm
 t = 3), keep the top k; bootstrap R samples of pi_{t-1} per prompt into best-versus-worst pairs,
 keep the top k~ by margin; train on the union with reference pi_{t-1}. Iterates are named 1..T and
 pi_0 is the SFT model (adapters off). ``select=False, bootstrap=False`` is iterative DPO.
+
+"best-SeRA" asks for k~ = 2N bootstrapped pairs, more than one per prompt. The paper does not say
+how they are formed; here every prompt first gives its best-versus-worst pair, and the remaining
+budget is filled with the next pairs among its R samples (ranked by their reward gap).
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .. import objectives as O
 from .. import plugins, selection
-from .common import Session
+from .common import Session, plain
 
 
 @dataclass(frozen=True)
 class SeraConfig:
     iterations: int = 3
-    beta: float = 0.5
+    beta: float = 0.2                 # SeRA App. C.2, TinyLlama: 0.2 for DPO and SLiC-HF, 1.0 for IPO
     keep_fraction: float = 0.7        # k = 0.7 N
     bootstrap_fraction: float = 0.3   # k~ = 0.3 N ("SeRA"); 2.0 for "best-SeRA"
     n_samples: int = 4                # R
@@ -49,22 +55,34 @@ def reward_logps(session: Session, t: int, rows: list[dict], gamma: float, names
     return O.sera_ensemble_reward(w1, w2, w3, gamma), O.sera_ensemble_reward(l1, l2, l3, gamma)
 
 
-def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig, names: dict) -> tuple[list[dict], torch.Tensor]:
-    """R samples of pi_{t-1} per prompt, scored by r_t; best against worst (ties dropped)."""
+def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig, names: dict, budget: int,
+                   stage: str) -> list[dict]:
+    """R samples of pi_{t-1} per prompt (temperature 0.7, top-p 0.95), each scored by r_t; per
+    prompt the best against the worst, then (for budgets over one pair a prompt) the next pairs;
+    the ``budget`` pairs with the largest reward gap. Pairs of identical texts or equal rewards
+    are never formed."""
     samples = session.sample(names[t - 1], prompts, n_samples=cfg.n_samples, temperature=0.7,
                              seed=session.config.seed * 100 + t)
-    # score every sample: pair them up two by two so that one batched pass scores both sides
-    flat = [{"prompt": p, "chosen": s[i], "rejected": s[i + 1]} for p, s in zip(prompts, samples)
-            for i in range(0, cfg.n_samples - 1, 2)]
-    r_a, r_b = reward_logps(session, t, flat, cfg.gamma, names)
-    scores = torch.stack([r_a, r_b], dim=1).reshape(len(prompts), -1)
-    best, worst, margin = selection.extreme_pairs(scores)
-    rows, margins = [], []
-    for p, s, b, w, m in zip(prompts, samples, best.tolist(), worst.tolist(), margin.tolist()):
-        if m > 0 and s[b] != s[w]:  # scores are in sample order (an odd last sample is not scored)
-            rows.append({"prompt": p, "chosen": s[b], "rejected": s[w]})
-            margins.append(m)
-    return rows, torch.tensor(margins)
+    texts = [list(dict.fromkeys(s)) for s in samples]   # distinct answers per prompt (SeRA: "distinct")
+    flat = [{"prompt": p, "chosen": y, "rejected": y} for p, ys in zip(prompts, texts) for y in ys]
+    if not flat:
+        raise ValueError(f"{stage}: no samples to bootstrap from")
+    reward = reward_logps(session, t, flat, cfg.gamma, names)[0].tolist()
+    first_choice, more, i = [], [], 0
+    for p, ys in zip(prompts, texts):
+        r = reward[i:i + len(ys)]
+        i += len(ys)
+        ranked = sorted(((r[a] - r[b], a, b) for a, b in itertools.permutations(range(len(ys)), 2) if r[a] > r[b]),
+                        reverse=True)
+        if ranked:
+            best = max(range(len(ys)), key=r.__getitem__), min(range(len(ys)), key=r.__getitem__)
+            first_choice.append((r[best[0]] - r[best[1]], p, ys[best[0]], ys[best[1]]))
+            more += [(m, p, ys[a], ys[b]) for m, a, b in ranked if (a, b) != best]
+    if not first_choice:
+        raise ValueError(f"{stage}: every prompt's {cfg.n_samples} samples were identical or equally rewarded; "
+                         "nothing to bootstrap")
+    order = sorted(first_choice, key=lambda x: -x[0]) + sorted(more, key=lambda x: -x[0])
+    return [{"prompt": p, "chosen": c, "rejected": r} for _, p, c, r in order[:budget]]
 
 
 def objective_for(cfg: SeraConfig):
@@ -72,38 +90,49 @@ def objective_for(cfg: SeraConfig):
 
 
 def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig(), offset: int = 0,
-             shared_first: int | None = None) -> list[dict]:
-    """One record per iteration: data sizes, share of wrong labels kept (rows may carry
-    ``label_correct``), win rate against SFT, seconds. Iterate t is ``offset + t``; with
-    ``shared_first`` iteration 1 (identical for every variant: DPO on all of D) is that iterate."""
+             shared_first: int | None = None, stage: str = "SeRA") -> list[dict]:
+    """One record per iteration: data sizes, label accuracy (ties excluded) of the offline pairs kept
+    and of the bootstrapped pairs, win rate against SFT, KL, seconds. Iterate t is ``offset + t``;
+    with ``shared_first`` iteration 1 (identical for every variant: DPO on all of D) is that iterate."""
+    if not offline:
+        raise ValueError(f"{stage}: the offline set is empty")
     records, n = [], len(offline)
     names = iterate_names(cfg.iterations, offset, shared_first)
+    prompts = list(dict.fromkeys(r["prompt"] for r in offline))
     for t in range(1, cfg.iterations + 1):
-        start = time.perf_counter()
+        start, where = time.perf_counter(), f"{stage} round {t}"
         data = offline
         if t >= 2 and cfg.select:
             r_w, r_l = reward_logps(session, t, offline, cfg.gamma, names)
             data = [offline[i] for i in selection.top_k(r_w - r_l, selection.count_of(cfg.keep_fraction, n)).tolist()]
         boot = []
         if t >= 2 and cfg.bootstrap:
-            rows, margins = bootstrap_rows(session, t, list(dict.fromkeys(r["prompt"] for r in offline)), cfg, names)
-            boot = [rows[i] for i in selection.top_k(margins, selection.count_of(cfg.bootstrap_fraction, n)).tolist()]
+            boot = bootstrap_rows(session, t, prompts, cfg, names, selection.count_of(cfg.bootstrap_fraction, n), where)
+        record = {"iteration": t, "offline_pairs": len(data), "bootstrapped_pairs": len(boot),
+                  **{f"offline_{k}": v for k, v in session.label_quality(data).items() if k != "pairs"}}
+        if boot:
+            record.update({f"bootstrap_{k}": v for k, v in session.label_quality(boot).items() if k != "pairs"})
         if not (t == 1 and shared_first is not None):
-            train_rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in data] + boot
-            session.train(names[t], train_rows, objective_for(cfg), ref=names[t - 1], init_from=names[t - 1])
-        wrong = [not r["label_correct"] for r in data if "label_correct" in r]
-        records.append({"iteration": t, "offline_pairs": len(data), "bootstrapped_pairs": len(boot),
-                        "wrong_labels_kept": sum(wrong) / max(len(wrong), 1), **session.evaluate(names[t]),
-                        "seconds": time.perf_counter() - start})
+            session.train(names[t], plain(data) + boot, objective_for(cfg), ref=names[t - 1], init_from=names[t - 1],
+                          stage=where)
+        record.update(session.evaluate(names[t], previous=names[t - 1]), seconds=time.perf_counter() - start)
+        records.append(record)
     return records
 
 
-def reward_length_r2(session: Session, t: int, rows: list[dict]) -> float:
-    """SeRA Fig. 2: R^2 between the implicit reward log pi_t(y)/pi_SFT(y) of every response in
-    ``rows`` and its length in words (a high value means the model learned length, not quality)."""
-    w, l_ = session.logps(t, rows)
-    w0, l0 = session.logps(None, rows)
-    reward = torch.cat([w - w0, l_ - l0]).double()
-    length = torch.tensor([len(r[k].split()) for k in ("chosen", "rejected") for r in rows], dtype=torch.float64)
-    r = torch.corrcoef(torch.stack([reward, length]))[0, 1]
-    return float(r * r)
+def reward_r2(session: Session, t: int, rows: list[dict]) -> dict:
+    """SeRA Fig. 2: over the **chosen** answers of ``rows``, the R^2 of the implicit reward
+    ``log pi_t(y_w) - log pi_SFT(y_w)`` with the answer's length in words, and with its gold score
+    (SeRA plots the GPT-4 score; a high length R^2 means the model learned length, not quality)."""
+    w, _ = session.logps(t, rows)
+    w0, _ = session.logps(None, rows)
+    reward = (w - w0).double().numpy()
+    length = np.array([len(r["chosen"].split()) for r in rows], dtype=float)
+    gold = session.score([r["prompt"] for r in rows], [r["chosen"] for r in rows])
+    return {"length": _r2(reward, length), "gold": _r2(reward, gold)}
+
+
+def _r2(x: np.ndarray, y: np.ndarray) -> float:
+    if np.std(x) == 0 or np.std(y) == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
