@@ -272,6 +272,8 @@ def check_model(model: str, where: str) -> None:
     """A local folder must exist and hold a ``config.json``; anything else must look like a hub id."""
     if not model.strip():
         raise ConfigError(f"{where}: 'model' is empty; use null for the embedded tiny model, or a path or hub id")
+    if model in ("standin:policy",):
+        return   # the kit's local stand-in of a real model, built on first use (settings.resolve)
     local = Path(model).expanduser()
     if model.startswith(("/", ".", "~")) or local.exists():
         if not (local / "config.json").exists():

@@ -80,6 +80,7 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 
     if jobs > 1:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"   # read by each kernel's torch at import
+    out = Path(out).resolve()   # papermill changes the working directory (process-wide) while it runs
     out.mkdir(parents=True, exist_ok=True)
     code, model = package_code(), model_identity(config.model)
     planned = plan(config, seeds, out)

@@ -12,7 +12,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-PACKAGED_RUN = "toy_results"  # the committed 3-seed toy run, package data of prefalign_lite
+PACKAGED_RUN = "toy_results"  # the committed 5-seed toy run, package data of prefalign_lite
 
 
 def save_metrics(out_dir: str | Path | None, metrics: dict) -> Path | None:

@@ -158,10 +158,28 @@ def _sides(row: dict | None) -> dict:
     return {"chosen": row["chosen"][1]["content"], "rejected": row["rejected"][1]["content"]}
 
 
+STANDIN = "standin:"   # "standin:policy", "standin:reward_model", "standin:dataset": the kit's local stand-ins
+
+
+def resolve(name: str) -> str:
+    """A model, judge or dataset name with ``standin:`` replaced by the path of the kit's own local
+    stand-in of a real one (``prefalign_lite.standins``: tiny Qwen2 policy and reward model with a
+    BPE tokenizer, rows in UltraFeedback's layout), built on first use; other names pass unchanged."""
+    if not name or not name.startswith(STANDIN):
+        return name
+    from . import standins
+
+    part = name[len(STANDIN):]
+    built = standins.standins()
+    if part not in ("policy", "reward_model", "dataset"):
+        raise ValueError(f"unknown stand-in {name!r}: use standin:policy, standin:reward_model or standin:dataset")
+    return str(getattr(built, part))
+
+
 def from_parameters(dataset: str = "", judge: str = "") -> Setting:
     """The setting a notebook's parameters ask for: the embedded world unless ``dataset`` is given."""
     if dataset:
-        return DatasetSetting(source=dataset, judge_model=judge)
+        return DatasetSetting(source=resolve(dataset), judge_model=resolve(judge))
     if judge:
         raise ValueError("a reward-model judge was given without a dataset; the embedded world has its own gold judge")
     return EmbeddedSetting()

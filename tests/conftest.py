@@ -33,3 +33,12 @@ def plain_rows(n: int, seed: int) -> list[dict]:
     """``n`` rater-labelled pairs as plain strings."""
     return [{"prompt": r["prompt"], "chosen": r["chosen"][1]["content"], "rejected": r["rejected"][1]["content"]}
             for r in world.preference_rows(world.make_tasks(n, seed=seed), world.Annotator(), seed=seed)]
+
+
+def perturb_lora_b(model, std: float = 0.05, seed: int = 0) -> None:
+    """Give every LoRA ``B`` matrix random values (they start at zero), so adapters change the output."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, std)

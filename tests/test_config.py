@@ -199,3 +199,12 @@ def test_cli_check_refuses_an_out_of_range_value_and_leaves_out_untouched(tmp_pa
     if "n_prompts" in parameters:  # without --check too: nothing runs, no folder is made
         fresh = tmp_path / "fresh"
         assert _cli("run", "--config", str(cfg), "--out", str(fresh)).returncode == 2 and not fresh.exists()
+
+
+def test_cli_refuses_repeated_seeds():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "prefalign_lite", "run", "--config", "configs/toy.yaml", "--seeds", "0", "0",
+                           "--check"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 2 and "--seeds: seed(s) [0] appear more than once in [0, 0]" in done.stderr

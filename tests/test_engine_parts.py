@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from conftest import perturb_lora_b
 from prefalign_lite import logps, models, tiny
 
 
@@ -182,11 +183,7 @@ def test_merged_copy_equals_the_4bit_iterate(sft):
     it = models.IterateAdapters(models.load_base(path, four_bit=True), models.LoraSettings(r=4, alpha=8))
     it.create(1)
     it.create(2)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for n, p in it.model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    perturb_lora_b(it.model)
     batch = logps.pair_batch(tok, PROMPTS, CHOSEN, REJECTED)
     it.model.train()  # bitsandbytes' CPU backend computes exactly (unpacked weights) in train mode
     with it.use(1) as m:
@@ -222,10 +219,7 @@ def test_gradients_after_an_eval_pass_equal_those_of_a_fresh_4bit_base():
         it = models.IterateAdapters(bench_shapes.random_base(shape, torch.device("cpu")), models.LoraSettings(r=4, alpha=8))
         torch.manual_seed(0)
         it.create(1)
-        with torch.no_grad():
-            for n, p in it.model.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0, 0.05)
+        perturb_lora_b(it.model)
         if eval_pass:
             layers = [m for m in it.model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
             for m in layers:  # load_base switches the re-layout off; switch it back on to test the net

@@ -3,7 +3,7 @@ import time
 
 import pytest
 import torch
-from conftest import perturbed_policy, plain_rows, reference_of
+from conftest import perturb_lora_b, perturbed_policy, plain_rows, reference_of
 
 from prefalign_lite import plugins, tiny, trainer
 
@@ -89,11 +89,7 @@ def test_engine_switches_follow_the_device_and_checkpointing_changes_nothing(set
     path, _, _, tok, rows = setup
     it = models.IterateAdapters(models.load_base(path, four_bit=True), models.LoraSettings(r=4, alpha=8))
     it.create(1)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for n, p in it.model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    perturb_lora_b(it.model)
     grads = {}
     for checkpointing in (False, True):
         run = trainer.PreferenceTrainer(it.model, tok, plugins.dpo(0.1), lambda: it.use(None),

@@ -143,3 +143,11 @@ def test_token_id_rows_train_without_a_tokenizer(model):
     assert batch.input_ids.tolist()[0] == [3, 5, 6, 7, 8, 2, 0] and batch.labels.tolist()[2][4:] == [9, 9, 2]
     history = run.train(rows)
     assert history.pairs == 4 and len(history.records) == 2 and torch.isfinite(torch.tensor(history.last("loss")))
+
+
+def test_a_non_finite_loss_stops_the_stage_naming_it(model):
+    policy, ref, tok = model
+    nan_loss = trainer.Objective(loss=lambda x: ((x.pi_w - x.pi_w.detach()) * float("nan"), {}), beta=0.1)
+    run = trainer.PreferenceTrainer(policy, tok, nan_loss, reference_of(ref), trainer.TrainConfig(progress=False))
+    with pytest.raises(FloatingPointError, match=r"SeRA round 2: non-finite loss at update 0 \(rows \["):
+        run.train(_long_and_short_rows(), stage="SeRA round 2")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import evaluate, generate, logps, models, tiny, trainer
-from ..settings import Setting
+from ..settings import Setting, resolve
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Session:
 
     def __init__(self, setting: Setting, model: str | Path | None = None, config: SessionConfig = SessionConfig()):
         self.setting, self.config = setting, config
-        self.sft_path = str(model) if model else str(tiny.sft_model_path())
+        self.sft_path = resolve(str(model)) if model else str(tiny.sft_model_path())
         _, self.tokenizer = tiny.load(self.sft_path, tokenizer_only=True)
         four_bit = config.four_bit if config.four_bit is not None else models.default_device().type == "cuda"
         self.iterates = models.IterateAdapters(models.load_base(self.sft_path, four_bit=four_bit), config.lora)
