@@ -111,7 +111,7 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-LEARNING_RATES = (5e-5, 1e-4, 1.4e-4, 2e-4)
+LEARNING_RATES = (2.5e-5, 5e-5, 1e-4, 1.4e-4, 2e-4)
 
 
 def learning_rate_grid(lrs=LEARNING_RATES, seed: int = 0, n_prompts: int = 6000, n_eval: int = 500) -> dict:

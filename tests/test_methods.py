@@ -28,8 +28,9 @@ def test_spa_split_seeds_are_nested_and_rounds_fixed(session):
     assert {r["prompt"] for r in small.seed_rows} <= {r["prompt"] for r in paper.seed_rows}
     with pytest.raises(ValueError, match="seed_fraction"):
         setups.spa_data(session, N_PROMPTS, 0.5)
-    with pytest.raises(ValueError, match="n_prompts=5 leaves an SPA round without prompts; need at least 8"):
-        setups.iteration_sizes(5)
+    with pytest.raises(ValueError, match="n_prompts=3 leaves an SPA round without prompts; need at least 4"):
+        setups.iteration_sizes(3)
+    assert setups.iteration_sizes(4) == [1, 1, 2]
 
 
 def test_spa_runs_end_to_end_and_records_the_gate(session):

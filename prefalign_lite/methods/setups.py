@@ -31,7 +31,8 @@ def iteration_sizes(n_prompts: int) -> list[int]:
     total = sum(SPA_PARTS)
     sizes = [round(n_prompts * part / total) for part in SPA_PARTS[1:]]
     if min(sizes) < 1:
-        raise ValueError(f"n_prompts={n_prompts} leaves an SPA round without prompts; need at least {total // SPA_PARTS[1] + 1}")
+        least = next(n for n in range(1, total + 1) if all(round(n * p / total) >= 1 for p in SPA_PARTS[1:]))
+        raise ValueError(f"n_prompts={n_prompts} leaves an SPA round without prompts; need at least {least}")
     return sizes
 
 
