@@ -66,6 +66,7 @@ kappa              float    [0,inf)    how informative the toy prompt-augmented 
 epsilon            float    [0,inf)    radius of the Wasserstein ball of DRO-DPO (0 = plain DPO)
 floor              float    (0,0.5]    lowest confidence the DRO adversary may move mass to
 temperature        float    (0,inf)    sampling temperature of the SFT samples shown
+sample_temperature float    (0,inf)    temperature of the pairs a method samples each round (near 0 every pair is identical and the round stops)
 seed_fractions     floats   (0,1)      gold-seed sizes (share of the prompt pool) besides SPA's 2/60
 dataset            str      -          preference dataset by hub id or local path ("" = the embedded world)
 judge              str      -          gold judge: reward model by hub id or local path ("" = the world's gold reward)

@@ -47,7 +47,7 @@ class TinyConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     seed: int = 0
-    world_version: int = 2
+    world_version: int = 3
 
     def key(self) -> str:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + "|" + "|".join(world.VOCAB)

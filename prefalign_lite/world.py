@@ -41,7 +41,7 @@ VOCAB = list(FAMILIES) + ["in", "none", QUALITY_WORD, CHECK_WORD, GOOD, BAD] + L
 MIN_ITEMS, MAX_ITEMS = 3, 7
 
 # Demonstrators: the edit rate of each demonstration is drawn from these.
-DEMO_NOISE = (0.0, 0.25, 0.45, 0.65)   # plain prompts
+DEMO_NOISE = (0.0, 0.35, 0.6, 0.85)   # plain prompts
 QUALITY_NOISE = (0.0, 0.0, 0.1)        # prompts asking for the best answer
 QUALITY_SHARE = 0.2                    # share of demonstrations with the quality instruction
 CHECK_SHARE = 0.3                      # share of demonstrations of the judging skill
