@@ -91,12 +91,16 @@ def checks(per_seed: dict[int, dict]) -> list[dict]:
     return out
 
 
+def jsonable(entries: list[dict]) -> list[dict]:
+    """The checks with NaN bounds (one seed: no interval) as ``None``, as JSON allows."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in e.items()} for e in entries]
+
+
 def write(path: str | Path, entries: list[dict]) -> Path:
     """``fairness.json`` (written whole, then renamed); NaN bounds (one seed) become ``null``."""
     path = Path(path)
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in e.items()} for e in entries]
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(clean, indent=1))
+    partial.write_text(json.dumps(jsonable(entries), indent=1))
     os.replace(partial, path)
     return path
 

@@ -32,7 +32,7 @@ def save_metrics(out_dir: str | Path | None, metrics: dict) -> Path | None:
 def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
     """``{stage: {seed: metrics}}`` from ``root/seed<k>/<stage>/metrics.json``.
 
-    With no ``root`` (``None`` or ``""``) it reads the 3-seed toy run that ships inside the package
+    With no ``root`` (``None`` or ``""``) it reads the 5-seed toy run that ships inside the package
     (``prefalign_lite/toy_results``, package data), through :mod:`importlib.resources`, so it works
     from an installed wheel where no repository is at hand (Colab)."""
     if root is None or str(root) == "":

@@ -1,5 +1,5 @@
 """Every notebook keeps the kit's conventions, and papermill can set its parameters; the derivation
-notebooks 00-05 teach (summary, graded exercises with hidden solutions, what to try next) and show
+notebooks 00-05 and 10 teach (summary, graded exercises with hidden solutions, what to try next) and show
 only figures that read on their own. (About 5 s, most of it the papermill run.)"""
 import json
 import re
@@ -49,9 +49,10 @@ def test_papermill_sets_a_parameter(tmp_path):
 # --- teaching apparatus of the derivation notebooks 00-05 (reads the committed files: ~0.1 s) ---------
 
 FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
-DERIVATIONS = [p for p in NOTEBOOKS if p.name[:2] in {"00", "01", "02", "03", "04", "05"}]
+DERIVATIONS = [p for p in NOTEBOOKS if p.name[:2] in {"00", "01", "02", "03", "04", "05", "10"}]
 NEXT = {"00": "01_bradley_terry_and_dpo.ipynb", "01": "02_spa_self_refinement.ipynb", "02": "03_sera_margins.ipynb",
-        "03": "04_sr_dpo_refinement.ipynb", "04": "05_adversarial_dro_dpo.ipynb", "05": "10_synthetic_world_and_sft.ipynb"}
+        "03": "04_sr_dpo_refinement.ipynb", "04": "05_adversarial_dro_dpo.ipynb", "05": "10_synthetic_world_and_sft.ipynb",
+        "10": "11_dpo_baselines.ipynb"}
 
 
 def _cells(path):

@@ -57,7 +57,7 @@ def test_release_version_address_and_package_data():
     assert project["urls"]["Repository"] == "https://github.com/prefalign-lite/prefalign-lite"
     data = config["tool"]["setuptools"]["package-data"]["prefalign_lite"]
     shipped = {p for pattern in data for p in (ROOT / "prefalign_lite").glob(pattern)}
-    assert len(shipped) == 18, "the 3-seed toy run: 6 stages x 3 seeds of metrics.json ship as package data"
+    assert len(shipped) == 32, "the 5-seed toy run: 6 stages x 5 seeds of metrics.json, fairness.json and lr_selection.json"
     assert not (ROOT / "results").exists(), "the toy run lives in prefalign_lite/toy_results now"
 
 

@@ -98,3 +98,18 @@ def test_failing_stage_keeps_its_notebook_and_stops(books, tmp_path):
     assert failed.exists() and "planted failure" in failed.read_text()
     assert (out / "seed0" / "31_first" / "stage.json").exists() and not (out / "39_gather").exists()
     assert json.loads((out / "seed0" / "31_first" / "metrics.json").read_text()) == {"seed": 0, "value": 0}
+
+
+def test_a_run_that_degenerates_half_way_names_the_stage_and_keeps_what_finished(tmp_path):
+    """configs/degenerate-demo.yaml: SPA samples its round-1 pairs at temperature 1e-6, so every pair
+    is identical; the run stops there with the cause, and the finished baseline stage is kept and
+    skipped on a rerun. About 25 s (the embedded SFT model is cached by then)."""
+    out = tmp_path / "degenerate"
+    result = _cli("run", "--config", "configs/degenerate-demo.yaml", "--out", str(out), timeout=600)
+    assert result.returncode != 0
+    assert "stage 13_spa failed (ValueError: SPA round 1: all 80 sampled pairs were identical" in result.stderr
+    assert "nothing to train on" in result.stderr
+    assert (out / "seed0" / "13_spa" / "13_spa.failed.ipynb").exists()
+    assert (out / "seed0" / "11_dpo_baselines" / "metrics.json").exists()
+    again = _cli("run", "--config", "configs/degenerate-demo.yaml", "--out", str(out), timeout=600)
+    assert "11_dpo_baselines seed 0: skipped (outputs up to date)" in again.stdout + again.stderr
