@@ -118,6 +118,7 @@ def sft_model_path(config: TinyConfig = TinyConfig(), root: Path | None = None) 
 def train_sft(config: TinyConfig, out: Path) -> dict:
     """SFT from scratch with TRL on ``config.n_demos`` noisy demonstrations (loss on the completion
     only); saves model, tokenizer and ``sft_stats.json`` into ``out``."""
+    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -134,7 +135,15 @@ def train_sft(config: TinyConfig, out: Path) -> dict:
         bf16=False, gradient_checkpointing=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=demos, processing_class=tokenizer)
     start = time.perf_counter()
-    result = trainer.train()
+    # One thread, whatever the caller's: CPU kernels sum in a different order with more threads, and
+    # the SFT model (hence every committed number) must be the same bits in the pipeline's
+    # one-thread jobs, in the tests and in a notebook.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = trainer.train()
+    finally:
+        torch.set_num_threads(threads)
     stats = {"sft_seconds": round(time.perf_counter() - start, 1), "train_loss": round(result.training_loss, 4),
              "parameters": sum(p.numel() for p in model.parameters()), "config": dataclasses.asdict(config)}
     shutil.rmtree(out / "trainer", ignore_errors=True)
