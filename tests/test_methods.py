@@ -82,3 +82,14 @@ def test_offline_methods_on_flipped_labels(session):
     for record in (single_pass.sr_dpo(session, flipped, name=50), single_pass.sr_dpo(session, flipped, prefix=None, name=51),
                    single_pass.dro_dpo(session, flipped, name=52)):
         assert 0 <= record["win_rate"] <= 1 and record["pairs"] == len(flipped)
+
+
+def test_the_learning_rate_is_the_committed_grids_choice():
+    import json
+    from importlib import resources
+
+    from prefalign_lite import fairness
+    from prefalign_lite.methods.common import LEARNING_RATE
+
+    grid = json.loads((resources.files("prefalign_lite") / "toy_results" / "lr_selection.json").read_text())
+    assert fairness.choose_learning_rate(grid["grid"]) == grid["chosen"] == LEARNING_RATE

@@ -20,13 +20,10 @@ from ..settings import Setting, resolve
 
 log = logging.getLogger(__name__)
 
-# The learning rate every method uses, chosen on plain DPO before any method ran
-# (`fairness.choose_learning_rate`: the largest rate of the grid whose DPO on all gold still gains
-# while its KL to the SFT model stays under 0.5 nats). Seed 0, rates 2.5e-5 / 5e-5 / 1e-4 / 1.4e-4 /
-# 2e-4: win rate 0.582 / 0.641 / 0.656 / 0.641 / 0.489, KL 0.03 / 0.20 / 0.80 / 1.39 / 3.43
-# (`python -m prefalign_lite lr-grid`, notebook 12, toy_results/lr_selection.json). The papers
-# fine-tune fully at 5e-7 (SPA) and 3e-6 (SeRA); a rank-16 LoRA is a fifth of the tiny model, so a
-# LoRA-scale 1e-3 wrecks it in one round.
+# The learning rate every method uses: `fairness.choose_learning_rate` of the grid run on plain DPO
+# before any method (`python -m prefalign_lite lr-grid`; the grid is toy_results/lr_selection.json,
+# shown in notebook 12 and the README). The papers fine-tune fully at 5e-7 (SPA) and 3e-6 (SeRA); a
+# rank-16 LoRA is a fifth of the tiny model, so a LoRA-scale 1e-3 wrecks it in one round.
 LEARNING_RATE = 5e-5
 
 
