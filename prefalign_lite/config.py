@@ -9,6 +9,7 @@ checked completely before anything runs.
       - notebook: 13_spa           # notebooks/13_spa.ipynb
         per_seed: true             # run once per seed (else once)
         parameters: {n_prompts: 3000}
+        after: [12_fairness_checks]  # optional: the earlier stages it waits for (default: all of them)
 
 Every key is known, every value has the right type, every notebook exists, every parameter is one
 its notebook declares, and a local model path exists. Every notebook parameter the kit knows has
@@ -30,7 +31,7 @@ from .notebook_runner import NOTEBOOKS
 log = logging.getLogger(__name__)
 
 TOP_KEYS = {"name": str, "model": (str, type(None)), "seeds": list, "hardware": dict, "stages": list}
-STAGE_KEYS = {"notebook": str, "per_seed": bool, "parameters": dict}
+STAGE_KEYS = {"notebook": str, "per_seed": bool, "parameters": dict, "after": list}
 RESERVED = {"seed", "out_dir", "model", "run_dir"}  # set by the pipeline itself
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -202,6 +203,7 @@ class Stage:
     notebook: str
     per_seed: bool = True
     parameters: dict = field(default_factory=dict)
+    after: tuple[str, ...] | None = None   # earlier stages it waits for (same seed or run-wide); None = all
 
     @property
     def path(self) -> Path:
@@ -252,6 +254,11 @@ def validate(raw, where: str = "config") -> RunConfig:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"{where}: notebook {', '.join(twice)} appears twice in 'stages'")
+    for i, stage in enumerate(stages):
+        for name in stage.after or ():
+            if name not in names[:i]:
+                raise ConfigError(f"{where}: stages[{i}] ({stage.notebook}): 'after' names {name!r}, which is not "
+                                  f"an earlier stage (earlier: {names[:i] or 'none'})")
     return RunConfig(raw["name"], model, seeds, stages, raw.get("hardware", {}))
 
 
@@ -305,7 +312,11 @@ def _stage(raw, where: str) -> Stage:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping with 'notebook', got {raw!r}")
     _check_keys(raw, STAGE_KEYS, where, required=("notebook",))
-    stage = Stage(raw["notebook"], raw.get("per_seed", True), raw.get("parameters", {}))
+    after = raw.get("after")
+    if after is not None and not all(isinstance(a, str) for a in after):
+        raise ConfigError(f"{where}: 'after' must be a list of notebook names, got {after!r}")
+    stage = Stage(raw["notebook"], raw.get("per_seed", True), raw.get("parameters", {}),
+                  None if after is None else tuple(after))
     where = f"{where} ({stage.notebook})"
     if not stage.path.exists():
         hint = " (write the name without '.ipynb')" if stage.notebook.endswith(".ipynb") else ""

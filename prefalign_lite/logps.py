@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -81,18 +82,35 @@ def encode(tokenizer, prompt: str, completion: str) -> tuple[list[int], list[int
 
 
 def encode_completions(tokenizer, prompt: str, completions: list[str]) -> tuple[list[int], list[list[int]]]:
-    """:func:`encode` for several completions of one prompt (the prompt rendered once)."""
+    """:func:`encode` for several completions of one prompt (the prompt rendered once).
+
+    Results are remembered per tokenizer (keyed by its chat template and vocabulary size too): a
+    self-improving round tokenises the same pairs to label them under two models, to train on them
+    and to estimate KLs, and rendering the template is most of the cost on a small model."""
+    cache = _ENCODED.setdefault(tokenizer, {})
+    if len(cache) > ENCODE_CACHE_LIMIT:
+        cache.clear()
+    version = (getattr(tokenizer, "chat_template", None), len(tokenizer))
     user = [{"role": "user", "content": prompt}]
-    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-    head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+    head_ids = cache.get((version, prompt))
+    if head_ids is None:
+        head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        head_ids = cache[(version, prompt)] = tuple(tokenizer(head, add_special_tokens=False)["input_ids"])
     tails = []
     for completion in completions:
-        full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": completion}], tokenize=False)
-        full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        if full_ids[:len(head_ids)] != head_ids:
-            raise ValueError(f"the chat template does not extend the prompt for completion {completion!r}")
-        tails.append(full_ids[len(head_ids):])
-    return head_ids, tails
+        tail = cache.get((version, prompt, completion))
+        if tail is None:
+            full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": completion}], tokenize=False)
+            full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+            if tuple(full_ids[:len(head_ids)]) != head_ids:
+                raise ValueError(f"the chat template does not extend the prompt for completion {completion!r}")
+            tail = cache[(version, prompt, completion)] = tuple(full_ids[len(head_ids):])
+        tails.append(list(tail))
+    return list(head_ids), tails
+
+
+ENCODE_CACHE_LIMIT = 500_000   # entries per tokenizer before the memo starts again (a few hundred MB at most)
+_ENCODED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def completion_reserve(max_length: int, min_completion_tokens: int | None) -> int:

@@ -215,18 +215,41 @@ class IterateAdapters:
         for n, p in self.model.named_parameters():
             p.requires_grad_(f".{self.name(t)}." in n)
 
+    def _tuner_layers(self) -> list:
+        """peft's adapter layers (fixed once the first adapter exists: later adapters live in them)."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if getattr(self, "_layers_of", None) is not self.model:
+            self._layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+            self._layers_of = self.model
+        return self._layers
+
     @contextlib.contextmanager
     def use(self, t: int | None):
-        """Temporarily evaluate as iterate ``t`` (``None`` = the base, ``pi_init``); no gradients."""
-        active = self.model.active_adapter
-        ctx = self.model.disable_adapter() if t is None else contextlib.nullcontext()
-        if t is not None:
-            self.model.set_adapter(self.name(t))
+        """Temporarily evaluate as iterate ``t`` (``None`` = the base, ``pi_init``); no gradients.
+
+        The same switch as peft's ``set_adapter`` / ``disable_adapter``, made on each adapter layer
+        only: those also reset ``requires_grad`` on every adapter of every layer and inspect the
+        whole model, several milliseconds per switch once a run holds dozens of iterates, and a
+        training step switches to its reference once (tested against peft's own switch)."""
+        if t is not None and self.name(t) not in self.names:
+            raise KeyError(f"no iterate {t} (adapters: {self.names})")
+        layers = self._tuner_layers()
+        saved = [(m._active_adapter, m._disable_adapters) for m in layers]
+        was_disabled = self.model._adapters_disabled
         try:
-            with ctx, torch.no_grad():
+            for m in layers:
+                if t is None:
+                    m._disable_adapters = True
+                else:
+                    m._active_adapter = [self.name(t)]
+            self.model._adapters_disabled = t is None
+            with torch.no_grad():
                 yield self.model
         finally:
-            self.model.set_adapter(active)
+            for m, (active, disabled) in zip(layers, saved):
+                m._active_adapter, m._disable_adapters = active, disabled
+            self.model._adapters_disabled = was_disabled
 
     def save(self, t: int, folder: Path) -> Path:
         """Save adapter ``iter{t}`` to ``folder/iter{t}`` (written to a temporary name, then renamed)."""

@@ -63,10 +63,25 @@ def plan(config: RunConfig, seeds: list[int], out: Path) -> list[tuple[Stage, in
 
 
 def depends_on(jobs: list[tuple[Stage, int | None, Path]], i: int) -> list[int]:
-    """The jobs that must finish before job ``i``: a per-seed stage waits for the earlier stages of
-    its seed and for every earlier run-wide stage; a run-wide stage waits for everything before it."""
-    seed = jobs[i][1]
-    return [j for j in range(i) if seed is None or jobs[j][1] in (None, seed)]
+    """The jobs that must finish before job ``i``: the earlier stages named in its ``after`` (all
+    earlier stages when it names none) — of its own seed and run-wide for a per-seed stage, every
+    seed's for a run-wide one."""
+    stage, seed = jobs[i][0], jobs[i][1]
+    return [j for j in range(i) if (seed is None or jobs[j][1] in (None, seed))
+            and (stage.after is None or jobs[j][0].notebook in stage.after)]
+
+
+def waiting_on(jobs: list[tuple[Stage, int | None, Path]]) -> list[int]:
+    """How many jobs wait, directly or not, on each job: of the jobs that are ready, the pipeline
+    starts first those that most of the run waits for (the SFT model before the derivations)."""
+    after = [set() for _ in jobs]
+    for i in range(len(jobs)):
+        for j in depends_on(jobs, i):
+            after[j].add(i)
+    for j in reversed(range(len(jobs))):   # jobs wait only on earlier jobs
+        for i in list(after[j]):
+            after[j] |= after[i]
+    return [len(a) for a in after]
 
 
 def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 1) -> list[dict]:
@@ -84,11 +99,12 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 
     out.mkdir(parents=True, exist_ok=True)
     code, model = package_code(), model_identity(config.model)
     planned = plan(config, seeds, out)
+    waiting = waiting_on(planned)
     statuses: dict[int, dict] = {}
     pending, running, failure = list(range(len(planned))), {}, None
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
-            for i in [i for i in pending if failure is None]:
+            for i in sorted((i for i in pending if failure is None), key=lambda i: (-waiting[i], i)):
                 if len(running) >= jobs:
                     break
                 if all(j in statuses for j in depends_on(planned, i)):

@@ -97,6 +97,10 @@ def test_registry_describes_every_range():
     ({"stages": [{"notebook": "31_first.ipynb"}]}, r"no notebook 31_first.ipynb.ipynb .*write the name without '.ipynb'"),
     ({"stages": [{"notebook": "31_first"}, {"notebook": "31_first"}]}, "notebook 31_first appears twice"),
     ({"stages": [{"notebook": "31_first", "per_seed": "yes"}]}, "'per_seed' must be bool, got 'yes'"),
+    ({"stages": [{"notebook": "31_first", "after": "32_second"}]}, "'after' must be list, got '32_second'"),
+    ({"stages": [{"notebook": "31_first", "after": [3]}]}, r"'after' must be a list of notebook names, got \[3\]"),
+    ({"stages": [{"notebook": "31_first", "after": ["32_second"]}, {"notebook": "32_second"}]},
+     r"stages\[0\] \(31_first\): 'after' names '32_second', which is not an earlier stage \(earlier: none\)"),
 ])
 def test_bad_top_level_config_fails_before_running(books, tmp_path, change, message):
     with pytest.raises(C.ConfigError, match=message) as info:

@@ -238,3 +238,32 @@ def test_gradients_after_an_eval_pass_equal_those_of_a_fresh_4bit_base():
     worst = max(((after_eval[n] - fresh[n]).norm() / fresh[n].norm()).item() for n in fresh)
     print(f"first-layer LoRA gradients after an eval pass: worst relative error {worst:.4f}")
     assert worst < 0.05 and min(g.norm() for g in fresh.values()) > 1e-3
+
+
+def test_switching_iterates_equals_peft_own_switch():
+    """``use`` flips the adapter layers itself (peft's switch re-walks the model); the outputs are
+    the same bits as through peft's ``set_adapter`` and ``disable_adapter``, and nothing leaks out."""
+    path = tiny.sft_model_path()
+    _, tok = tiny.load(path, tokenizer_only=True)
+    it = models.IterateAdapters(models.load_base(path, four_bit=False), models.LoraSettings(r=4, alpha=8))
+    for t in (1, 2, 3):
+        it.create(t)
+    perturb_lora_b(it.model, seed=1)
+    batch = logps.pair_batch(tok, ["add 1 2", "reverse c a b"], ["3", "b a c"], ["4", "c"])
+    grads_before = {n: p.requires_grad for n, p in it.model.named_parameters()}
+    outs = {}
+    for t in (None, 1, 2):
+        with it.use(t) as m:
+            outs[t] = logps.forward_logps(m, batch)[0]
+        assert it.model.active_adapter == "iter3" and not it.model._adapters_disabled
+    assert {n: p.requires_grad for n, p in it.model.named_parameters()} == grads_before
+    with torch.no_grad():
+        with it.model.disable_adapter():
+            assert torch.equal(outs[None], logps.forward_logps(it.model, batch)[0])
+        for t in (1, 2):
+            it.model.set_adapter(f"iter{t}")
+            assert torch.equal(outs[t], logps.forward_logps(it.model, batch)[0])
+    assert not torch.equal(outs[1], outs[2]) and not torch.equal(outs[None], outs[1])
+    with pytest.raises(KeyError, match="no iterate 7"):
+        with it.use(7):
+            pass

@@ -93,3 +93,18 @@ def test_the_learning_rate_is_the_committed_grids_choice():
 
     grid = json.loads((resources.files("prefalign_lite") / "toy_results" / "lr_selection.json").read_text())
     assert fairness.choose_learning_rate(grid["grid"]) == grid["chosen"] == LEARNING_RATE
+
+
+def test_both_kls_of_an_evaluation_come_from_one_sample(session):
+    """``evaluate`` estimates KL to SFT and to the previous iterate on one sample of the iterate:
+    the same numbers as two separate estimates (each re-draws the same seeded sample)."""
+    from prefalign_lite import plugins
+
+    rows = setups.spa_data(session, N_PROMPTS).seed_rows
+    session.train(70, rows, plugins.dpo(0.1), ref=None, init_from=None, stage="kl test 70")
+    session.train(71, rows, plugins.dpo(0.1), ref=70, init_from=70, stage="kl test 71")
+    record = session.evaluate(71, previous=70)
+    assert record["kl_init"] == session.kl(71, None) and record["kl_previous"] == session.kl(71, 70)
+    assert record["kl_previous"] != record["kl_init"]
+    assert session.evaluate(70, previous=70)["kl_previous"] == 0.0
+    assert session.evaluate(None)["kl_init"] == 0.0

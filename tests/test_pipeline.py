@@ -89,6 +89,43 @@ def test_kill_and_resume(books, tmp_path):
     assert [(s["stage"], s["seed"]) for s in rerun if s["status"] == "ran"] == [("31_first", 1), ("32_second", 0), ("32_second", 1)]
 
 
+def test_stages_wait_for_what_they_name_and_the_most_awaited_start_first(books, tmp_path):
+    """``after`` narrows what a stage waits for; among ready jobs the one most of the run waits on
+    starts first."""
+    from prefalign_lite import pipeline
+
+    import yaml
+    raw = yaml.safe_load(_config(tmp_path).read_text())
+    raw["stages"] = [{"notebook": "31_first", "per_seed": True, "after": []}, {"notebook": "32_second", "after": []},
+                     {"notebook": "39_gather", "per_seed": False}]
+    (tmp_path / "after.yaml").write_text(yaml.safe_dump(raw))
+    jobs = pipeline.plan(C.load_config(tmp_path / "after.yaml"), [0, 1], tmp_path / "run")
+    assert [pipeline.depends_on(jobs, i) for i in range(len(jobs))] == [[], [], [], [], [0, 1, 2, 3]]
+    assert pipeline.waiting_on(jobs) == [1, 1, 1, 1, 0]
+
+
+def test_the_toy_plan_starts_the_sft_model_first_and_methods_after_the_fairness_checks(tmp_path):
+    from prefalign_lite import pipeline
+
+    toy = pipeline.plan(C.load_config(ROOT / "configs" / "toy.yaml"), [0, 1], tmp_path / "toy")
+    name = lambda i: (toy[i][0].notebook, toy[i][1])  # noqa: E731
+    waiting = pipeline.waiting_on(toy)
+    first = sorted(range(len(toy)), key=lambda i: (-waiting[i], i))[:3]
+    assert [name(i) for i in first] == [("10_synthetic_world_and_sft", None), ("11_dpo_baselines", 0), ("11_dpo_baselines", 1)]
+    for i, (stage, seed, _) in enumerate(toy):
+        deps = {name(j) for j in pipeline.depends_on(toy, i)}
+        if stage.notebook.startswith("0") or stage.notebook.startswith("10"):
+            assert deps == set()
+        elif stage.notebook == "11_dpo_baselines":
+            assert deps == {("10_synthetic_world_and_sft", None)}
+        elif stage.notebook == "12_fairness_checks":
+            assert deps == {("11_dpo_baselines", 0), ("11_dpo_baselines", 1)}
+        elif stage.notebook == "20_replication_report":
+            assert deps == {name(j) for j in range(i)}
+        else:
+            assert deps == {("12_fairness_checks", None)}
+
+
 def test_failing_stage_keeps_its_notebook_and_stops(books, tmp_path):
     out = tmp_path / "run"
     result = _cli("run", "--config", str(_config(tmp_path, {"fail": True})), "--seeds", "0", "--out", str(out))

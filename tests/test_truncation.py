@@ -151,3 +151,14 @@ def test_a_non_finite_loss_stops_the_stage_naming_it(model):
     run = trainer.PreferenceTrainer(policy, tok, nan_loss, reference_of(ref), trainer.TrainConfig(progress=False))
     with pytest.raises(FloatingPointError, match=r"SeRA round 2: non-finite loss at update 0 \(rows \["):
         run.train(_long_and_short_rows(), stage="SeRA round 2")
+
+
+def test_remembered_encodings_follow_the_chat_template():
+    tok = tiny.build_tokenizer()
+    first = logps.encode(tok, "add 1 2", "3")
+    assert logps.encode(tok, "add 1 2", "3") == first
+    head, tail = first
+    head.append(99)   # callers get copies: the memo is not changed through them
+    assert logps.encode(tok, "add 1 2", "3")[0] == head[:-1]
+    tok.chat_template = tok.chat_template.replace("<|assistant|> {{ message['content'] }}", "<|assistant|> <|assistant|> {{ message['content'] }}")
+    assert logps.encode(tok, "add 1 2", "3")[1] == [tok.convert_tokens_to_ids("<|assistant|>")] + first[1]

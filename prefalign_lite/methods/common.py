@@ -146,18 +146,27 @@ class Session:
         record = {"win_rate": ci.mean, "win_low": ci.low, "win_high": ci.high, "gold": float(scores.mean()),
                   "length": float(np.mean(lengths)),
                   "lc_win_rate": evaluate.length_controlled_win_rate(win, lengths, [len(r.split()) for r in self.sft_responses]),
-                  "kl_init": self.kl(t, None) if t is not None else 0.0}
+                  "kl_init": 0.0}
+        refs = ([] if t is None else [None]) + ([previous] if previous not in ("none", t) else [])
+        kls = self.kls(t, refs) if refs else []   # one sample of pi_t serves both estimates
+        if t is not None:
+            record["kl_init"] = kls.pop(0)
         if previous != "none":
-            record["kl_previous"] = self.kl(t, previous) if t != previous else 0.0
+            record["kl_previous"] = kls[0] if previous != t else 0.0
         return record
 
     def kl(self, t: int | None, ref: int | None) -> float:
         """``KL(pi_t || pi_ref)`` per answer, estimated from one temperature-1 sample of ``pi_t`` on
         each of ``kl_prompts`` evaluation prompts: the mean of ``log pi_t(y) - log pi_ref(y)``."""
+        return self.kls(t, [ref])[0]
+
+    def kls(self, t: int | None, refs: list[int | None]) -> list[float]:
+        """:meth:`kl` of ``pi_t`` to each of ``refs``, on the same sample of ``pi_t``."""
         prompts = self.eval_prompts[:self.config.kl_prompts]
         ys = [r[0] for r in self.sample(t, prompts, temperature=1.0, top_p=1.0, seed=self.config.seed + 2)]
         rows = [{"prompt": p, "chosen": y, "rejected": y} for p, y in zip(prompts, ys)]
-        return float((self.logps(t, rows)[0] - self.logps(ref, rows)[0]).mean())
+        own = self.logps(t, rows)[0]
+        return [float((own - self.logps(ref, rows)[0]).mean()) for ref in refs]
 
     def head_to_head(self, a, b) -> dict:
         """Win / tie / lose shares of evaluated iterate ``a`` against evaluated iterate ``b``
