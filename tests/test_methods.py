@@ -108,3 +108,14 @@ def test_both_kls_of_an_evaluation_come_from_one_sample(session):
     assert record["kl_previous"] != record["kl_init"]
     assert session.evaluate(70, previous=70)["kl_previous"] == 0.0
     assert session.evaluate(None)["kl_init"] == 0.0
+
+
+def test_the_reward_model_judge_leaves_no_temporary_folder(session, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = setups.external_rows(session, setups.spa_pool_size(N_PROMPTS), 64)
+    judge = spa.fit_reward_judge(session, rows)
+    assert list(tmp_path.iterdir()) == []   # the judge is in memory; its training folder is gone
+    scores = judge.score([r["prompt"] for r in rows[:4]], [r["chosen"] for r in rows[:4]])
+    assert scores.shape == (4,) and all(s == s for s in scores)

@@ -167,15 +167,21 @@ def gate(seed_eval: dict, eq7_accuracy: float) -> dict:
 
 def fit_reward_judge(session: Session, rows: list[dict], folder: Path | None = None):
     """The PairRM analogue: a reward model (initialised from the SFT model) fitted on labelled pairs
-    of prompts outside SPA's pool, read back by path like a hub reward model."""
+    of prompts outside SPA's pool, read back by path like a hub reward model (kept in ``folder``
+    when given, else in a temporary folder removed once the judge has loaded it)."""
     import tempfile
 
     from ..evaluate import RewardModelJudge
 
-    folder = Path(folder or tempfile.mkdtemp(prefix="prefalign-rm-"))
-    path = judges.train_reward_model(session.sft_path, rows, folder / "reward_model", seed=session.config.seed,
-                                     max_length=session.max_length)
-    return RewardModelJudge(path, device=str(session.device), batch_size=128)
+    def fit(where: Path):
+        path = judges.train_reward_model(session.sft_path, rows, where / "reward_model", seed=session.config.seed,
+                                         max_length=session.max_length)
+        return RewardModelJudge(path, device=str(session.device), batch_size=128)
+
+    if folder is not None:
+        return fit(Path(folder))
+    with tempfile.TemporaryDirectory(prefix="prefalign-rm-") as scratch:
+        return fit(Path(scratch))
 
 
 def run_spa(session: Session, seed_rows: list[dict], prompt_sets: list[list[str]], cfg: SpaConfig = SpaConfig(),
