@@ -71,12 +71,14 @@ def depends_on(jobs: list[tuple[Stage, int | None, Path]], i: int) -> list[int]:
             and (stage.after is None or jobs[j][0].notebook in stage.after)]
 
 
-def waiting_on(jobs: list[tuple[Stage, int | None, Path]]) -> list[int]:
-    """How many jobs wait, directly or not, on each job: of the jobs that are ready, the pipeline
-    starts first those that most of the run waits for (the SFT model before the derivations)."""
+def waiting_on(jobs: list[tuple[Stage, int | None, Path]], deps: list[list[int]] | None = None) -> list[int]:
+    """How many jobs wait, directly or not, on each job (``deps``: each job's :func:`depends_on`):
+    of the jobs that are ready, the pipeline starts first those that most of the run waits for
+    (the SFT model before the derivations)."""
+    deps = deps if deps is not None else [depends_on(jobs, i) for i in range(len(jobs))]
     after = [set() for _ in jobs]
     for i in range(len(jobs)):
-        for j in depends_on(jobs, i):
+        for j in deps[i]:
             after[j].add(i)
     for j in reversed(range(len(jobs))):   # jobs wait only on earlier jobs
         for i in list(after[j]):
@@ -99,7 +101,8 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 
     out.mkdir(parents=True, exist_ok=True)
     code, model = package_code(), model_identity(config.model)
     planned = plan(config, seeds, out)
-    waiting = waiting_on(planned)
+    deps = [depends_on(planned, i) for i in range(len(planned))]
+    waiting = waiting_on(planned, deps)
     statuses: dict[int, dict] = {}
     pending, running, failure = list(range(len(planned))), {}, None
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -107,7 +110,7 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 
             for i in sorted((i for i in pending if failure is None), key=lambda i: (-waiting[i], i)):
                 if len(running) >= jobs:
                     break
-                if all(j in statuses for j in depends_on(planned, i)):
+                if all(j in statuses for j in deps[i]):
                     pending.remove(i)
                     running[pool.submit(_one, config, planned, i, out, code, model, echo)] = i
             if not running:
