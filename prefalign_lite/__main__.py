@@ -6,6 +6,9 @@
     python -m prefalign_lite lr-grid                           DPO on all gold at each learning rate (how it was chosen)
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
     python -m prefalign_lite bench --shape mistral-7b          the engine against TRL on a random model of that shape
+    python -m prefalign_lite links [--check]                   the notebooks' Colab/Binder badges and install cells
+
+The command line is the top of the package: it is the one module that may import every layer.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .notebook_runner import ordered_notebooks, run_notebooks
+from .replication.runner import ordered_notebooks, run_notebooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     grid = sub.add_parser("lr-grid", help="DPO on all gold at each learning rate: the rate every method uses")
     grid.add_argument("--json", type=Path, help="also write the grid here")
     sub.add_parser("make-fixture", help="rewrite the small UltraFeedback-layout fixture in data/")
+    links = sub.add_parser("links", help="bring the notebooks' badges and install cells up to date with pyproject.toml")
+    links.add_argument("--check", action="store_true", help="only report; exit status 1 if a notebook is out of date")
     bench = sub.add_parser("bench", help="step time, memory and sampling speed of the engine against TRL (random model)")
     bench.add_argument("--shape", default="tiny", help="tiny, tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
     bench.add_argument("--out", type=Path, default=None, help="JSON file (default bench-SHAPE-DEVICE.json)")
@@ -47,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--no-trl", action="store_true")
     bench.add_argument("--no-sampling", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "links":
+        from .notebook import links as notebook_links
+
+        return notebook_links.main(["--check"] if args.check else [])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.command == "lr-grid":
         import json
 
-        from .fairness import learning_rate_grid
+        from .replication.fairness import learning_rate_grid
 
         report = json.dumps(learning_rate_grid(), indent=1)
         print(report)
@@ -61,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run_pipeline(args)
     if args.command == "bench":
-        from .bench import format_table, run as run_bench
-        from .models import default_device
+        from .bench.benchmark import format_table, run as run_bench
+        from .engine.models import default_device
 
         device = args.device or default_device().type
         out = args.out or Path(f"bench-{args.shape}-{device}.json")
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out.resolve()}")
         return 0
     if args.command == "make-fixture":
-        from .fixture import FIXTURE, write_fixture
+        from .settings.fixtures import FIXTURE, write_fixture
 
         write_fixture(FIXTURE)
         print(f"wrote {FIXTURE}")
@@ -97,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run_pipeline(args) -> int:
     import time
 
-    from . import pipeline
-    from .config import ConfigError, check_seeds, load_config
+    from .replication import pipeline
+    from .replication.config import ConfigError, check_seeds, load_config
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     try:

@@ -5,15 +5,17 @@ chosen / rejected completion under the policy, ``ref_w, ref_l`` the same under t
 ``h = (pi_w - ref_w) - (pi_l - ref_l)`` the log-ratio margin. Each loss returns per-example values
 (no reduction). Papers: SPA (Kim et al., "Spread Preference Annotation"), SeRA (Ko et al.,
 "Self-Reviewing and Alignment"), Sr-DPO (Yu et al., "quality-aware self-refinement"), and the
-thesis proposal on adversarial DPO (Eq. 2-3 to 2-6; see ``prefalign_lite.robust``).
+thesis proposal on adversarial DPO (Eq. 2-3 to 2-6, defined in ``prefalign_lite.core.robust``
+and re-exported here).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_binary, check_positive, check_range, check_tensors
-from .robust import DROWorstCase, dro_dpo_loss, dro_worst_case
+from .core.arguments import check_binary, check_positive, check_range, check_tensors
+from .core.margin import log_ratio_margin
+from .core.robust import DROWorstCase, dro_dpo_loss, dro_worst_case
 
 __all__ = [
     "log_ratio_margin", "dpo_loss", "ipo_loss", "slic_loss", "simpo_loss", "cdpo_loss",
@@ -21,12 +23,6 @@ __all__ = [
     "sera_ensemble_reward", "sr_refinement", "sr_dpo_loss", "sr_ipo_loss",
     "dro_worst_case", "dro_dpo_loss", "DROWorstCase",
 ]
-
-
-def log_ratio_margin(pi_w, pi_l, ref_w, ref_l) -> torch.Tensor:
-    """``h = (pi_w - ref_w) - (pi_l - ref_l)``: the implicit reward margin divided by beta."""
-    check_tensors(pi_w=pi_w, pi_l=pi_l, ref_w=ref_w, ref_l=ref_l)
-    return (pi_w - ref_w) - (pi_l - ref_l)
 
 
 def dpo_loss(pi_w, pi_l, ref_w, ref_l, beta: float) -> torch.Tensor:

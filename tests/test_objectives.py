@@ -75,7 +75,7 @@ CASES = {
                        slow(lambda a, b, c, d: sig(BETA * H(a, b, c, d)))),
     "spa_refined": (lambda a, b, c, d: O.spa_refined_loss(a, b, c, d, Z, BETA, ALPHA),
                     lambda a, b, c, d: slow(lambda a, b, c, d, z: -(1 - ALPHA * z) * logsig(BETA * H(a, b, c, d)) - ALPHA * z * logsig(-BETA * H(a, b, c, d)))(a, b, c, d, Z)),
-    "sera_margin": (O.sera_margin, slow(H)),
+    "sera_margin": (O.log_ratio_margin, slow(H)),
     "sera_ensemble": (lambda a, b, c, d: O.sera_ensemble_reward(a, b, c, GAMMA),
                       slow(lambda a, b, c, d: (1 - GAMMA) * (a - b) + GAMMA * (b - c))),
     "sr_refinement": (lambda a, b, c, d: O.sr_refinement(a, b, c, d, BETA),
@@ -117,7 +117,7 @@ GRADCHECKED = sorted(set(CASES) - {"slic"}) + ["slic_away_from_kink", "extrapola
 def test_gradcheck(name):
     if name == "slic_away_from_kink":
         args = [rand(B, seed=s, scale=20.0) for s in range(4)]
-        h = O.sera_margin(*args).detach()
+        h = O.log_ratio_margin(*args).detach()
         assert (abs(1 - BETA * h) > 1e-3).all()
         fn = lambda a, b, c, d: O.slic_loss(a, b, c, d, BETA)
     elif name == "extrapolated_logps":
@@ -141,7 +141,7 @@ def _grad(fn, args):
 def test_analytic_gradient_dpo():
     # d/dpi_w [-log s(b h)] = -b s(-b h) ; d/dpi_l = +b s(-b h)  (derived in notebook 01)
     args = four(7)
-    h = O.sera_margin(*args).detach()
+    h = O.log_ratio_margin(*args).detach()
     g_w, g_l, _, _ = _grad(lambda a, b, c, d: O.dpo_loss(a, b, c, d, BETA), args)
     assert torch.allclose(g_w, -BETA * torch.sigmoid(-BETA * h), atol=1e-14)
     assert torch.allclose(g_l, BETA * torch.sigmoid(-BETA * h), atol=1e-14)
@@ -150,7 +150,7 @@ def test_analytic_gradient_dpo():
 def test_analytic_gradient_spa_refined_is_reweighted_dpo():
     # d/dpi_w = -b [(1 - a z) s(-b h) - a z s(b h)]  (notebook 02): DPO's weight, minus a pull back
     args = four(8)
-    h = O.sera_margin(*args).detach()
+    h = O.log_ratio_margin(*args).detach()
     g_w, g_l, _, _ = _grad(lambda a, b, c, d: O.spa_refined_loss(a, b, c, d, Z, BETA, ALPHA), args)
     expected = -BETA * ((1 - ALPHA * Z) * torch.sigmoid(-BETA * h) - ALPHA * Z * torch.sigmoid(BETA * h))
     assert torch.allclose(g_w, expected, atol=1e-14)
@@ -163,7 +163,7 @@ def test_analytic_gradient_sr_dpo_and_no_gradient_to_delta():
     delta = rand(B, seed=99)
     out = O.sr_dpo_loss(*args, delta, BETA, LAM).sum()
     g = torch.autograd.grad(out, args + [delta], allow_unused=True)
-    h = O.sera_margin(*args).detach()
+    h = O.log_ratio_margin(*args).detach()
     assert torch.allclose(g[0], -BETA * torch.sigmoid(-(BETA * h - LAM * delta.detach())), atol=1e-14)
     assert g[4] is None  # the stop-gradient: Delta receives nothing
     out_ipo = O.sr_ipo_loss(*args, delta, BETA, LAM).sum()

@@ -10,7 +10,7 @@ refinement, the round trains plain DPO for its first ``warmup_fraction`` of step
 worst case ``solves`` times at evenly spaced points.
 
 Without a floor an atom moved to 0 has infinite ``-log`` loss, so the moved mass is scored with the
-K tangents' envelope the program maximised (:func:`prefalign_lite.robust.tangent_loss`); unmoved
+K tangents' envelope the program maximised (:func:`prefalign_lite.core.robust.tangent_loss`); unmoved
 mass keeps the exact DPO loss, so ``epsilon = 0`` is DPO. Choices made before any DRO result was
 seen: ``epsilon = 0.05`` (at confidences near 1/2 it moves about 10% of the pairs' mass to 0, the
 share SPA's K smooths) and tangents spread over [0.1, 1], where ``sigma(beta h)`` lives for
@@ -18,31 +18,39 @@ share SPA's K smooths) and tangents spread over [0.1, 1], where ``sigma(beta h)`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from .. import objectives as O
-from ..robust import dro_worst_case
-from ..trainer import Objective, StepInputs
+from ..engine.losses import StepInputs, TrainingLoss
 
 TANGENT_FLOOR = 0.1
 
 
+@dataclass
+class DroRoundLoss(TrainingLoss):
+    """The round's loss, and at each solve of the worst case the share of the round's pairs whose
+    mass the adversary moved (filled in while it trains)."""
+
+    moved_shares: list[float] = field(default_factory=list)
+
+
 def dro_round(beta: float, epsilon: float, n_pieces: int, confidences: Callable[[], torch.Tensor],
-              solves: int = 4, warmup_fraction: float = 0.2) -> Objective:
-    """An objective for rows that carry ``id`` (their index in the round); ``confidences()`` returns
+              solves: int = 4, warmup_fraction: float = 0.2) -> DroRoundLoss:
+    """The loss for rows that carry ``id`` (their index in the round); ``confidences()`` returns
     ``sigma(beta h)`` of every row of the round under the current policy."""
     if not isinstance(solves, int) or solves < 1:
         raise ValueError(f"solves must be an integer >= 1, got {solves!r}")
     points = [warmup_fraction + (1 - warmup_fraction) * i / solves for i in range(solves)]
-    state = {"worst": None, "done": 0, "moved": []}
+    state = {"worst": None, "done": 0}
 
     def loss(x: StepInputs):
         progress = x.step / x.total_steps
         if state["done"] < len(points) and progress >= points[state["done"]]:
-            state["worst"] = dro_worst_case(confidences(), epsilon, n_pieces, floor=0.0, tangent_floor=TANGENT_FLOOR)
-            state["moved"].append(float((state["worst"].moved_mass > 0).mean()))
+            state["worst"] = O.dro_worst_case(confidences(), epsilon, n_pieces, floor=0.0, tangent_floor=TANGENT_FLOOR)
+            objective.moved_shares.append(float((state["worst"].moved_mass > 0).mean()))
             while state["done"] < len(points) and progress >= points[state["done"]]:
                 state["done"] += 1
         if state["worst"] is None:
@@ -52,6 +60,5 @@ def dro_round(beta: float, epsilon: float, n_pieces: int, confidences: Callable[
                                moved_loss="tangent")
         return value, {"dro_moved": float((worst.moved_mass > 0).mean())}
 
-    objective = Objective(loss, beta)
-    objective.solves = state["moved"]  # share of the round's pairs with mass moved, at each solve
+    objective = DroRoundLoss(loss, beta)
     return objective

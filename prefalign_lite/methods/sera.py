@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from .. import objectives as O
-from .. import plugins, selection
-from .common import Session, plain
+from ..core import selection
+from ..engine import losses
+from .session import SFT, Session, plain
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ class SeraConfig:
 
 
 def iterate_names(iterations: int, offset: int = 0, first: int | None = None) -> dict:
-    """pi_t as a Session iterate: pi_0 is the SFT model (None), pi_1 is ``first`` when it is shared
+    """pi_t as a Session iterate: pi_0 is the SFT model (``SFT``), pi_1 is ``first`` when it is shared
     with another variant, else ``offset + 1``; pi_t is ``offset + t``."""
     names = {t: offset + t for t in range(1, iterations + 1)}
-    names[0] = names[-1] = None
+    names[0] = names[-1] = SFT
     if first is not None:
         names[1] = first
     return names
@@ -75,8 +76,9 @@ def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig
         ranked = sorted(((r[a] - r[b], a, b) for a, b in itertools.permutations(range(len(ys)), 2) if r[a] > r[b]),
                         reverse=True)
         if ranked:
-            best = max(range(len(ys)), key=r.__getitem__), min(range(len(ys)), key=r.__getitem__)
-            first_choice.append((r[best[0]] - r[best[1]], p, ys[best[0]], ys[best[1]]))
+            chosen, rejected, gap = selection.extreme_pairs(torch.tensor([r], dtype=torch.float64))
+            best = int(chosen[0]), int(rejected[0])
+            first_choice.append((float(gap[0]), p, ys[best[0]], ys[best[1]]))
             more += [(m, p, ys[a], ys[b]) for m, a, b in ranked if (a, b) != best]
     if not first_choice:
         raise ValueError(f"{stage}: every prompt's {cfg.n_samples} samples were identical or equally rewarded; "
@@ -86,7 +88,7 @@ def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig
 
 
 def objective_for(cfg: SeraConfig):
-    return {"dpo": plugins.dpo, "ipo": plugins.ipo, "slic": plugins.slic, "simpo": plugins.simpo}[cfg.loss](cfg.beta)
+    return {"dpo": losses.dpo, "ipo": losses.ipo, "slic": losses.slic, "simpo": losses.simpo}[cfg.loss](cfg.beta)
 
 
 def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig(), offset: int = 0,
@@ -115,7 +117,8 @@ def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig
         if not (t == 1 and shared_first is not None):
             session.train(names[t], plain(data) + boot, objective_for(cfg), ref=names[t - 1], init_from=names[t - 1],
                           stage=where)
-        record.update(session.evaluate(names[t], previous=names[t - 1]), seconds=time.perf_counter() - start)
+        record.update(session.evaluate(names[t], previous=names[t - 1], with_previous=True).record,
+                      seconds=time.perf_counter() - start)
         records.append(record)
     return records
 
@@ -125,7 +128,7 @@ def reward_r2(session: Session, t: int, rows: list[dict]) -> dict:
     ``log pi_t(y_w) - log pi_SFT(y_w)`` with the answer's length in words, and with its gold score
     (SeRA plots the GPT-4 score; a high length R^2 means the model learned length, not quality)."""
     w, _ = session.logps(t, rows)
-    w0, _ = session.logps(None, rows)
+    w0, _ = session.logps(SFT, rows)
     reward = (w - w0).double().numpy()
     length = np.array([len(r["chosen"].split()) for r in rows], dtype=float)
     gold = session.score([r["prompt"] for r in rows], [r["chosen"] for r in rows])

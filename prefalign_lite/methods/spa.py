@@ -9,24 +9,24 @@ The ablations of SPA Tables 2, 6 and 7 and the thesis' robust variant are switch
 ``SpaConfig``; variants can share one seed iterate (``seed_iterate``) and live side by side as
 differently numbered adapters (``offset``).
 
-Before round 1 trains, the **gate** is recorded: SPA only makes sense if the seed model already
-beats the SFT model (its bootstrap interval above 0.5) and its Eq. 7 judge labels its own samples
-better than a coin would (accuracy on non-tied pairs above 0.6). Where the gate fails, the
-report marks the claims that rest on it "not testable".
+Before round 1 trains, the **gate** is measured (:class:`SpaRun` keeps it beside the rounds): SPA
+only makes sense if the seed model already beats the SFT model (its bootstrap interval above 0.5)
+and its Eq. 7 judge labels its own samples better than a coin would (accuracy on non-tied pairs
+above 0.6). Where the gate fails, the report marks the claims that rest on it "not testable".
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .. import judges, plugins
 from .. import objectives as O
-from .common import Session, plain
+from ..engine import losses
+from . import judges
 from .dro import dro_round
+from .session import SFT, Session, plain
 
 log = logging.getLogger(__name__)
 JUDGES = ("implicit", "reward_model", "llm")
@@ -61,14 +61,25 @@ class SpaConfig:
         return self.lams[min(t - 1, len(self.lams) - 1)]
 
 
-def judge_reference(t: int, how: str) -> int | None | str:
-    """The iteration whose model is the reference of the implicit judge at iteration ``t``."""
+class _NoReference:
+    """The implicit judge without a reference model: its log-ratio is the policy's log-prob alone."""
+
+    def __repr__(self) -> str:
+        return "NO_REFERENCE"
+
+
+NO_REFERENCE = _NoReference()
+
+
+def judge_reference(t: int, how: str):
+    """The iteration whose model is the reference of the implicit judge at iteration ``t`` (``SFT``
+    for the SFT model), or :data:`NO_REFERENCE`."""
     if how == "init":
-        return None
+        return SFT
     if how == "previous":
-        return t - 2 if t >= 2 else None
+        return t - 2 if t >= 2 else SFT
     if how == "none":
-        return "none"
+        return NO_REFERENCE
     raise ValueError(f"judge_reference must be 'init', 'previous' or 'none', got {how!r}")
 
 
@@ -96,7 +107,7 @@ def implicit_first_wins(session: Session, rows: list[dict], t: int, cfg: SpaConf
     """SPA Eq. 7-8: ``p = sigma(beta [log pi_{t-1}/ref (y1) - log pi_{t-1}/ref (y2)]) > 0.5``."""
     pi_1, pi_2 = session.logps(names[t - 1], rows)
     ref = judge_reference(t, cfg.judge_reference)
-    if ref == "none":
+    if ref is NO_REFERENCE:
         init_1, init_2 = torch.zeros_like(pi_1), torch.zeros_like(pi_2)
     else:
         init_1, init_2 = session.logps(names.get(ref), rows)
@@ -109,7 +120,7 @@ def label(session: Session, pairs: Annotated, t: int, cfg: SpaConfig, names: dic
     if cfg.judge == "reward_model":
         first_wins = judges.reward_model_prefers_first(reward_judge, rows)
     elif cfg.judge == "llm":  # the SFT model, fixed, asked to judge (SPA App. B.2 uses a fixed judge)
-        with session.model_for(None) as m:
+        with session.model_for(SFT) as m:
             first_wins = judges.llm_prefers_first(m, session.tokenizer, session.setting, rows, session.max_length)
     else:
         first_wins = implicit_first_wins(session, rows, t, cfg, names)
@@ -120,20 +131,29 @@ def label(session: Session, pairs: Annotated, t: int, cfg: SpaConfig, names: dic
 def objective_for(cfg: SpaConfig, t: int, session: Session, rows: list[dict], names: dict):
     """The round's loss; ``rows`` (with ``id``) are the round's pairs, for the DRO variant's worst case."""
     if cfg.loss == "dpo":
-        return plugins.dpo(cfg.beta)
+        return losses.dpo(cfg.beta)
     if cfg.loss == "dro":
         ref_w, ref_l = session.logps(names[t - 1], rows)
 
         def confidences() -> torch.Tensor:
             pi_w, pi_l = session.logps(names[t], rows)
-            return torch.sigmoid(cfg.beta * ((pi_w - ref_w) - (pi_l - ref_l))).double()
+            return torch.sigmoid(cfg.beta * O.log_ratio_margin(pi_w, pi_l, ref_w, ref_l)).double()
         return dro_round(cfg.beta, cfg.dro_epsilon, cfg.dro_pieces, confidences, cfg.dro_solves, cfg.warmup_fraction)
-    return plugins.spa_refined(cfg.beta, cfg.alpha, cfg.k, cfg.lam(t), decoupled=cfg.decoupled,
+    return losses.spa_refined(cfg.beta, cfg.alpha, cfg.k, cfg.lam(t), decoupled=cfg.decoupled,
                                warmup_fraction=cfg.warmup_fraction)
 
 
+@dataclass
+class Round:
+    """One SPA iteration: its record (data, label quality, training, evaluation) and, for the first
+    round of a run, the gate measured on its pairs."""
+
+    record: dict
+    gate: dict | None = None
+
+
 def iteration(session: Session, t: int, prompts: list[str], cfg: SpaConfig, names: dict, reward_judge=None,
-              stage: str = "SPA", gate_of: dict | None = None) -> dict:
+              stage: str = "SPA", gate_of: dict | None = None) -> Round:
     """One SPA iteration: annotate with pi_{t-1}, train ``names[t]`` from it (reference pi_{t-1}).
     With ``gate_of`` (the seed model's evaluation) the gate is measured on this round's pairs."""
     start = time.perf_counter()
@@ -143,19 +163,21 @@ def iteration(session: Session, t: int, prompts: list[str], cfg: SpaConfig, name
     quality = session.label_quality(rows)
     record = {"iteration": t, "prompts": pairs.sampled, "pairs": len(rows), "identical_share": pairs.identical / pairs.sampled,
               **quality}
+    measured_gate = None
     if gate_of is not None:
         eq7 = rows if cfg.judge == "implicit" and cfg.judge_reference == "init" else label(
             session, pairs, t, SpaConfig(beta=cfg.beta), names)
-        record["gate"] = gate(gate_of, session.label_quality(eq7)["label_accuracy"])
+        measured_gate = gate(gate_of, session.label_quality(eq7)["label_accuracy"])
     rows = [dict(r, id=i) for i, r in enumerate(plain(rows))]
     objective = objective_for(cfg, t, session, rows, names)
     history = session.train(names[t], rows, objective, ref=names[t - 1], init_from=names[t - 1], stage=where)
     if cfg.loss == "dro":
-        record["dro_moved_share"] = objective.solves
+        record["dro_moved_share"] = objective.moved_shares
     record.update(noise_share=_last(history, "noise_share"), pairs_truncated=history.pairs_truncated,
-                  **session.evaluate(names[t], previous=names[t - 1]), seconds=time.perf_counter() - start)
+                  **session.evaluate(names[t], previous=names[t - 1], with_previous=True).record,
+                  seconds=time.perf_counter() - start)
     log.info("%s: %s", where, record)
-    return record
+    return Round(record, measured_gate)
 
 
 def gate(seed_eval: dict, eq7_accuracy: float) -> dict:
@@ -165,28 +187,20 @@ def gate(seed_eval: dict, eq7_accuracy: float) -> dict:
             "passed": bool(beats and eq7_accuracy > GATE_ACCURACY)}
 
 
-def fit_reward_judge(session: Session, rows: list[dict], folder: Path | None = None):
-    """The PairRM analogue: a reward model (initialised from the SFT model) fitted on labelled pairs
-    of prompts outside SPA's pool, read back by path like a hub reward model (kept in ``folder``
-    when given, else in a temporary folder removed once the judge has loaded it)."""
-    import tempfile
+@dataclass
+class SpaRun:
+    """A run of Algorithm 1: one record per iteration (0 = DPO on the seed) and the gate."""
 
-    from ..evaluate import RewardModelJudge
+    rounds: list[dict]
+    gate: dict
 
-    def fit(where: Path):
-        path = judges.train_reward_model(session.sft_path, rows, where / "reward_model", seed=session.config.seed,
-                                         max_length=session.max_length)
-        return RewardModelJudge(path, device=str(session.device), batch_size=128)
-
-    if folder is not None:
-        return fit(Path(folder))
-    with tempfile.TemporaryDirectory(prefix="prefalign-rm-") as scratch:
-        return fit(Path(scratch))
+    def to_json(self) -> dict:
+        return {"rounds": self.rounds, "gate": self.gate}
 
 
 def run_spa(session: Session, seed_rows: list[dict], prompt_sets: list[list[str]], cfg: SpaConfig = SpaConfig(),
-            seed_iterate: int | None = None, offset: int = 0, reward_judge=None, stage: str = "SPA") -> list[dict]:
-    """One record per iteration (0 = DPO on the seed); round 1's record holds the gate.
+            seed_iterate: int | None = None, offset: int = 0, reward_judge=None, stage: str = "SPA") -> SpaRun:
+    """Algorithm 1 from the gold seed over the prompt sets; the gate is measured on round 1.
 
     Iteration t >= 1 is the Session iterate ``offset + t``. With ``seed_iterate`` the seed DPO
     model is that (already trained) iterate and is not trained again."""
@@ -194,15 +208,17 @@ def run_spa(session: Session, seed_rows: list[dict], prompt_sets: list[list[str]
     start = time.perf_counter()
     if seed_iterate is None:
         names[0] = offset
-        session.train(offset, plain(seed_rows), plugins.dpo(cfg.beta), ref=None, init_from=None,
+        session.train(offset, plain(seed_rows), losses.dpo(cfg.beta), ref=SFT, init_from=None,
                       epochs=cfg.seed_epochs, stage=f"{stage} seed")
     else:
         names[0] = seed_iterate
-    seed_eval = session.evaluate(names[0])
-    records = [{"iteration": 0, "pairs": len(seed_rows), **seed_eval, "seconds": time.perf_counter() - start}]
+    seed_eval = session.evaluate(names[0]).record
+    records, measured = [{"iteration": 0, "pairs": len(seed_rows), **seed_eval, "seconds": time.perf_counter() - start}], None
     for t, prompts in enumerate(prompt_sets, start=1):
-        records.append(iteration(session, t, prompts, cfg, names, reward_judge, stage, seed_eval if t == 1 else None))
-    return records
+        done = iteration(session, t, prompts, cfg, names, reward_judge, stage, seed_eval if t == 1 else None)
+        records.append(done.record)
+        measured = measured or done.gate
+    return SpaRun(records, measured)
 
 
 def _last(history, key: str) -> float:

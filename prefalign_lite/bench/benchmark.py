@@ -1,0 +1,316 @@
+"""``python -m prefalign_lite bench``: the kit's engine against TRL on a model of real shape.
+
+On one randomly initialised model (no weights downloaded; shapes in :mod:`.shapes`), QLoRA r = 16 on all seven projections over a 4-bit NF4 base
+(bitsandbytes; on a CPU through its CPU backend), with random token ids of the shape's lengths:
+
+* ``kit.dpo`` / ``kit.spa``: seconds per optimizer step and peak memory of
+  :class:`~prefalign_lite.engine.trainer.PreferenceTrainer` with DPO and with SPA's refined objective
+  (de-coupled detection, i.e. the extrapolated log-probs of Eq. 12);
+* ``bare``: a bare forward+backward (+ optimizer step) of the same model and batch;
+* ``kit.forward_s``: one no-grad forward of the batch through the log-prob path (the judge's cost);
+* ``sample`` / ``sample_merged``: new tokens per second of ``generate`` at several batch sizes,
+  the 4-bit base with the LoRA iterate active, then a merged dense copy of the iterate;
+* ``trl.dpo``: TRL's ``DPOTrainer`` on the same model and batches (run last: TRL modifies the model);
+* ``dro.lp_s``: one solve of the thesis' worst-case linear program (Eq. 2-4) for 256 pairs and 8
+  pieces, the size of one DRO round's batch of confidences;
+* ``projection``: the wall time of one SPA iteration on N prompts (formula in
+  :func:`project_spa_iteration`);
+* ``target.*``: the targets of the engine issue that apply to this shape and device, each with its
+  value, its limit and whether it holds.
+
+Everything lands in one JSON file with flat keys, written atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ..core.files import write_json
+from ..engine import generate, logps, losses, models, trainer
+from .shapes import PeakMemory, Shape, environment, get_shape, random_base, random_rows, synchronize
+
+log = logging.getLogger(__name__)
+GB = 1e9
+
+
+def measure_kit(iterates: models.IterateAdapters, rows: list[dict], shape: Shape, objective, label: str,
+                warmup: int, steps: int, seed: int = 0) -> dict:
+    """The kit's trainer on ``warmup + steps`` batches: median seconds per update after the warm-up
+    (the trainer times each update; its ``.item()`` calls synchronise the GPU) and peak memory."""
+    cfg = trainer.TrainConfig(batch_size=shape.pairs, max_length=shape.max_length, log_every=1, progress=False,
+                              learning_rate=1e-5, warmup_fraction=0.0, seed=seed, stage=f"bench {label}")
+    run = trainer.PreferenceTrainer(iterates.model, None, objective, lambda: iterates.use(None), cfg)
+    quiet = logging.getLogger(trainer.__name__)
+    level, _ = quiet.level, quiet.setLevel(logging.WARNING)  # one line per update is noise here
+    try:
+        with PeakMemory(run.device) as memory:
+            history = run.train(rows[:shape.pairs * (warmup + steps)])
+    finally:
+        quiet.setLevel(level)
+    times = [r["seconds_per_update"] for r in history.records][warmup:]
+    return {"step_s": statistics.median(times), "peak_gb": memory.peak_gb, "peak_delta_gb": memory.delta_gb,
+            "bf16": run.bf16, "gradient_checkpointing": run.checkpointing, "steps_timed": len(times)}
+
+
+def _timed(fn, device, warmup: int, steps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_bare(iterates: models.IterateAdapters, rows: list[dict], shape: Shape, warmup: int, steps: int) -> dict:
+    """(Iterate 1 active.) A bare forward (full logits) + ``logits.float().mean()`` backward + optimizer step of the
+    same model and batch, with the kit's device defaults (bf16 autocast and activation
+    checkpointing on a GPU, neither on a CPU)."""
+    model = iterates.model
+    ref = trainer.PreferenceTrainer(model, None, losses.dpo(0.1), lambda: iterates.use(None),
+                                    trainer.TrainConfig(max_length=shape.max_length, progress=False))
+    batch = ref.encode(rows[:shape.pairs]).to(ref.device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+
+    def bare():
+        with ref.autocast():
+            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+        out.float().mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    model.train()
+    models.unpack_cpu_4bit(model)
+    with trainer.activation_checkpointing(model, ref.checkpointing), PeakMemory(ref.device) as memory:
+        step = _timed(bare, ref.device, warmup, steps)
+
+    def forward():
+        with iterates.use(1) as m, ref.autocast():
+            logps.forward_logps(m, batch)
+
+    forward_s = _timed(forward, ref.device, 1, steps)
+    model.eval()
+    return {"bare.step_s": step, "bare.peak_gb": memory.peak_gb, "bare.peak_delta_gb": memory.delta_gb,
+            "kit.forward_s": forward_s}
+
+
+@torch.no_grad()
+def sampling_rates(model, vocab: int, batch_sizes: tuple[int, ...], prompt_tokens: int, new_tokens: int,
+                   device: torch.device, seed: int = 0) -> dict:
+    """New tokens per second of ``generate`` (temperature 0.7, top-p 0.95, exactly ``new_tokens``
+    per sequence) on random prompts, per batch size; ``None`` where the batch ran out of memory."""
+    was = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out: dict = {}
+
+    def once(b: int, n: int):
+        ids = torch.randint(1, vocab, (b, prompt_tokens), generator=gen).to(device)
+        return generate.generate_ids(model, ids, torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                                     pad_token_id=0, eos_token_id=None)
+
+    once(min(batch_sizes), 2)  # warm-up
+    for b in batch_sizes:
+        try:
+            synchronize(device)
+            start = time.perf_counter()
+            new = once(b, new_tokens)
+            synchronize(device)
+            out[f"b{b}"] = new.numel() / (time.perf_counter() - start)
+        except torch.OutOfMemoryError:
+            out[f"b{b}"] = None
+            torch.cuda.empty_cache()
+    model.train(was)
+    return out
+
+
+def project_spa_iteration(n_prompts: int, tokens_per_s: float, forward_s: float, spa_step_s: float, pairs: int,
+                          bench_length: int, new_tokens: int = 300, length: int = 1024) -> dict:
+    """Hours of one SPA iteration on ``N = n_prompts`` prompts, from the measured rates:
+
+    * sampling 2N responses of ``new_tokens``: ``2N * new_tokens / tokens_per_s``;
+    * judging (Eq. 7): one forward of policy and one of pi_init over the 2N sequences, measured as
+      ``forward_s`` per batch of ``2 * pairs`` rows of ``bench_length`` tokens and scaled linearly
+      to ``length`` tokens: ``2 * (2N / (2 * pairs)) * forward_s * length / bench_length``;
+    * training one epoch on N pairs with SPA's refined objective:
+      ``(N / pairs) * spa_step_s * length / bench_length``.
+
+    Linear scaling in length ignores attention's quadratic term (small next to the MLPs at 1,024
+    tokens) and sampling rates measured at a shorter context; it is an estimate, not a measurement."""
+    scale = length / bench_length
+    sample = 2 * n_prompts * new_tokens / tokens_per_s
+    judge = 2 * (2 * n_prompts / (2 * pairs)) * forward_s * scale
+    train = (n_prompts / pairs) * spa_step_s * scale
+    return {"projection.n_prompts": n_prompts, "projection.new_tokens": new_tokens, "projection.length": length,
+            "projection.sample_h": sample / 3600, "projection.judge_h": judge / 3600,
+            "projection.train_h": train / 3600, "projection.spa_iteration_h": (sample + judge + train) / 3600}
+
+
+def lp_solve_seconds(n_pairs: int = 256, n_pieces: int = 8, epsilon: float = 0.05, seed: int = 0) -> float:
+    """Seconds of one :func:`~prefalign_lite.objectives.dro_worst_case` on ``n_pairs`` random confidences."""
+    from .. import objectives
+
+    xi = torch.sigmoid(torch.randn(n_pairs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    start = time.perf_counter()
+    objectives.dro_worst_case(xi, epsilon, n_pieces)
+    return time.perf_counter() - start
+
+
+def check_targets(r: dict, shape_name: str) -> dict:
+    """The issue's targets that apply to this run: ``target.NAME.{value,limit,holds}``."""
+    checks = []
+    ratio = lambda a, b: r[a] / r[b] if r.get(a) and r.get(b) else None  # noqa: E731
+    gpu = r["device"] == "cuda"
+    if gpu and shape_name == "mistral-7b":
+        checks += [("kit_dpo_peak_gb", r.get("kit.dpo.peak_gb"), 18.0),
+                   ("sample_best_tokens_per_s_min", r.get("sample.tokens_per_s.best"), 3000.0),
+                   ("spa_iteration_h", r.get("projection.spa_iteration_h"), 1.5)]
+    if gpu and shape_name == "qwen2.5-0.5b":
+        checks.append(("kit_dpo_peak_gb", r.get("kit.dpo.peak_gb"), 4.0))
+    checks += [("kit_dpo_step_over_trl", ratio("kit.dpo.step_s", "trl.dpo.step_s"), 1.0),
+               ("kit_spa_step_over_kit_dpo", ratio("kit.spa.step_s", "kit.dpo.step_s"), 1.15),
+               ("kit_spa_peak_over_kit_dpo", ratio("kit.spa.peak_gb", "kit.dpo.peak_gb"), 1.3)]
+    if not gpu:
+        checks.append(("kit_dpo_step_over_bare", ratio("kit.dpo.step_s", "bare.step_s"), 2.0))
+    checks.append(("dro_lp_n256_k8_s", r.get("dro.lp_s"), 5.0))
+    out = {}
+    for name, value, limit in checks:
+        minimum = name.endswith("_min")
+        holds = None if value is None else (value >= limit if minimum else value <= limit)
+        out.update({f"target.{name}.value": value, f"target.{name}.limit": limit, f"target.{name}.holds": holds})
+    return out
+
+
+def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sample_batches: tuple[int, ...] | None = None,
+        sample_prompt_tokens: int | None = None, sample_new_tokens: int | None = None, n_prompts: int = 10_000,
+        with_trl: bool = True, with_sampling: bool = True, four_bit: bool = True, out: Path | str | None = None,
+        seed: int = 0, pairs: int | None = None, prompt_tokens: int | None = None,
+        completion_tokens: int | None = None) -> dict:
+    """Measure everything listed in the module docstring for ``shape`` (its batch, or ``pairs`` x
+    ``prompt_tokens + completion_tokens``); returns the flat dict and writes it to ``out`` (JSON,
+    atomically) when given."""
+    spec = get_shape(shape)
+    spec = dataclasses.replace(spec, pairs=pairs or spec.pairs, prompt_tokens=prompt_tokens or spec.prompt_tokens,
+                               completion_tokens=completion_tokens or spec.completion_tokens)
+    if min(warmup, steps - 1, spec.pairs - 1, spec.prompt_tokens - 1, spec.completion_tokens - 1) < 0:
+        raise ValueError(f"need warmup >= 0, steps >= 1 and a batch of >= 1 pair of >= 1 prompt and completion "
+                         f"token, got warmup {warmup}, steps {steps}, {spec.pairs} pairs x "
+                         f"{spec.prompt_tokens} + {spec.completion_tokens} tokens")
+    device = torch.device(device or models.default_device())
+    gpu = device.type == "cuda"
+    started = time.perf_counter()
+    result: dict = {"shape": shape, "shape.note": spec.note, **environment(device),
+                    "shape.config": {"model_type": spec.model_type, **spec.config},
+                    "batch.pairs": spec.pairs, "batch.prompt_tokens": spec.prompt_tokens,
+                    "batch.completion_tokens": spec.completion_tokens, "batch.max_length": spec.max_length,
+                    "lora.r": 16, "lora.targets": list(models.LORA_TARGETS), "base.four_bit": four_bit,
+                    "warmup_steps": warmup, "timed_steps": steps,
+                    "memory_measure": "torch.cuda.max_memory_allocated" if gpu else
+                    "peak resident memory of the process (sampled every 2 ms); peak_delta_gb is above the level before"}
+    base = random_base(spec, device, four_bit=four_bit, seed=seed)
+    result["base.parameters"] = sum(p.numel() for p in base.parameters())
+    iterates = models.IterateAdapters(base, models.LoraSettings(r=16, alpha=32))
+    iterates.create(1)
+    vocab = spec.config["vocab_size"]
+    rows = random_rows(spec.pairs * (warmup + steps), spec.prompt_tokens, spec.completion_tokens, vocab, seed)
+
+    for label, objective in (("dpo", losses.dpo(0.1)),
+                             ("spa", losses.spa_refined(beta=0.1, alpha=0.1, k=0.1, lam=0.5, decoupled=True,
+                                                         warmup_fraction=0.0))):
+        log.info("bench %s: kit %s", shape, label)
+        result.update({f"kit.{label}.{k}": v for k, v in measure_kit(iterates, rows, spec, objective, label,
+                                                                     warmup, steps, seed).items()})
+    log.info("bench %s: bare forward+backward", shape)
+    result.update(measure_bare(iterates, rows, spec, warmup, steps))
+
+    if with_sampling:
+        batches = sample_batches or (spec.sample_batches_gpu if gpu else spec.sample_batches_cpu)
+        p_tok = sample_prompt_tokens or (128 if gpu else 8)
+        n_new = sample_new_tokens or (128 if gpu else 16)
+        result.update({"sample.prompt_tokens": p_tok, "sample.new_tokens": n_new})
+        log.info("bench %s: sampling, 4-bit base + iterate", shape)
+        with iterates.use(1) as m:
+            rates = sampling_rates(m, vocab, batches, p_tok, n_new, device, seed)
+        result.update({f"sample.tokens_per_s.{k}": v for k, v in rates.items()})
+        dtype = models.default_dtype(device)
+        merged = iterates.merged(1, dtype=dtype)
+        result["sample_merged.dtype"] = str(dtype).replace("torch.", "")
+        log.info("bench %s: sampling, merged %s copy", shape, result["sample_merged.dtype"])
+        merged_rates = sampling_rates(merged, vocab, batches, p_tok, n_new, device, seed)
+        del merged
+        if gpu:
+            torch.cuda.empty_cache()
+        result.update({f"sample_merged.tokens_per_s.{k}": v for k, v in merged_rates.items()})
+        best = max((v for v in rates.values() if v), default=None)
+        best_merged = max((v for v in merged_rates.values() if v), default=None)
+        result.update({"sample.tokens_per_s.best": best, "sample_merged.tokens_per_s.best": best_merged,
+                       "sample.merged_faster": bool(best_merged and best and best_merged > best)})
+        if best:
+            result.update(project_spa_iteration(n_prompts, best, result["kit.forward_s"], result["kit.spa.step_s"],
+                                                spec.pairs, spec.max_length))
+            if best_merged:
+                result["projection.spa_iteration_h_with_merged_sampling"] = project_spa_iteration(
+                    n_prompts, best_merged, result["kit.forward_s"], result["kit.spa.step_s"], spec.pairs,
+                    spec.max_length)["projection.spa_iteration_h"]
+
+    if with_trl:
+        from .trl_dpo import TRL_DEFAULTS_NOTE, measure_trl_dpo
+
+        log.info("bench %s: TRL DPOTrainer", shape)
+        result["trl.note"] = TRL_DEFAULTS_NOTE
+        try:
+            base = iterates.model.unload()  # the kit's adapters off; TRL puts its own (same settings) on
+            trl = measure_trl_dpo(base, iterates._config(), rows, spec.pairs, spec.max_length, warmup, steps, device,
+                                  bf16=True, checkpointing=gpu, seed=seed)
+            result.update({f"trl.dpo.{k}": v for k, v in trl.items()})
+        except Exception as exc:  # recorded, not fatal: the kit's figures stand on their own
+            log.exception("TRL DPOTrainer failed")
+            result["trl.error"] = f"{type(exc).__name__}: {exc}"
+    result["dro.lp_s"] = lp_solve_seconds()
+    result.update(check_targets(result, shape))
+    result["bench_seconds"] = time.perf_counter() - started
+    if out is not None:
+        write_json(Path(out), result)
+    return result
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:.3g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def format_table(r: dict) -> str:
+    """A short text table of the main figures and the targets."""
+    lines = [f"bench {r['shape']} on {r['device']} ({r.get('device_name')}), {r['batch.pairs']} pairs x "
+             f"{r['batch.max_length']} tokens, QLoRA r=16, 4-bit base: {r['base.four_bit']}",
+             f"{'what':<34}{'step s':>10}{'peak GB':>10}"]
+    for label in ("kit.dpo", "kit.spa", "trl.dpo", "bare"):
+        if f"{label}.step_s" in r:
+            lines.append(f"{label:<34}{_fmt(r[f'{label}.step_s']):>10}{_fmt(r.get(f'{label}.peak_gb')):>10}")
+    for key in sorted(k for k in r if k.startswith(("sample.tokens_per_s.", "sample_merged.tokens_per_s."))):
+        lines.append(f"{key + ' (tokens/s)':<44}{_fmt(r[key]):>10}")
+    if "projection.spa_iteration_h" in r:
+        lines.append(f"{'SPA iteration on %d prompts (h)' % r['projection.n_prompts']:<44}"
+                     f"{_fmt(r['projection.spa_iteration_h']):>10}")
+    for key in sorted(k for k in r if k.startswith("target.") and k.endswith(".holds")):
+        name = key[len("target."):-len(".holds")]
+        lines.append(f"target {name:<36} {_fmt(r[f'target.{name}.value'])} (limit {_fmt(r[f'target.{name}.limit'])}):"
+                     f" {_fmt(r[key]) if r[key] is not None else 'not measured'}")
+    if "trl.error" in r:
+        lines.append(f"TRL failed: {r['trl.error']}")
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""nbval that fails on regressions only: compare a notebook's measured numbers with a committed
+run within stated tolerances, and print one stable line.
+
+Notebooks whose numbers depend on CPU kernels (a trained tiny model, sampling) print slightly
+different digits on another machine, and nbval, which compares printed text, would fail there for
+no reason. The convention:
+
+1. the cell that prints the raw numbers carries the nbval tag ``nbval-ignore-output`` (the reader
+   still sees them; nbval does not compare them);
+2. the next cell calls :func:`check_within_tolerance` with the measured numbers, the committed
+   ones (e.g. :func:`committed_metrics`) and a tolerance per number. It prints a single line such as
+   ``12 numbers within tolerance of the committed run: True``, which nbval compares exactly, and
+   raises ``AssertionError`` naming every number that is off (its value, the committed value and
+   the tolerance), so a real regression fails the notebook with a readable message.
+
+Deterministic mathematics (the derivations on the sandbox) needs none of this: print a verdict instead of a
+machine-epsilon number (``max |autograd - analytic| < 1e-12: True``) and let nbval compare it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Mapping
+
+from ..replication import results
+
+log = logging.getLogger(__name__)
+
+
+def flatten(metrics: Mapping, prefix: str = "") -> dict[str, float]:
+    """Nested metrics as ``{"a/b": number}`` (booleans and strings are left out; lists get their
+    index as a key part), the shape :func:`check_within_tolerance` compares."""
+    flat: dict[str, float] = {}
+    items = metrics.items() if isinstance(metrics, Mapping) else enumerate(metrics)
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, (Mapping, list, tuple)):
+            flat.update(flatten(value, name + "/"))
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def committed_metrics(stage: str, seed: int = 0, run_dir: str | None = None) -> dict[str, float]:
+    """The flattened metrics of ``stage`` for ``seed`` in a committed run (default: the toy run
+    that ships with the package, see :func:`prefalign_lite.replication.results.load_runs`)."""
+    runs = results.load_runs(run_dir)
+    if stage not in runs:
+        raise KeyError(f"stage {stage!r} is not in the committed run; it has {sorted(runs)}")
+    if seed not in runs[stage]:
+        raise KeyError(f"stage {stage!r} has no seed {seed} in the committed run; it has {sorted(runs[stage])}")
+    return flatten(runs[stage][seed])
+
+
+def _tolerance_of(name: str, tolerance: float | Mapping[str, float]) -> float:
+    value = tolerance.get(name) if isinstance(tolerance, Mapping) else tolerance
+    if value is None:
+        raise KeyError(f"no tolerance given for {name!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"tolerance for {name!r} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_within_tolerance(measured: Mapping[str, float], committed: Mapping[str, float],
+                           tolerance: float | Mapping[str, float], *,
+                           against: str = "the committed run") -> bool:
+    """Assert that every measured number lies within ``tolerance`` (absolute; one number for all,
+    or one per name) of its committed value, then print
+    ``"<n> numbers within tolerance of <against>: True"`` and return ``True``.
+
+    Every name in ``measured`` must have a committed value and a tolerance (a ``KeyError`` names
+    the one missing); committed names that were not measured are ignored, so a notebook can check
+    a subset. A non-finite measured value fails. All failures are reported together, one per
+    line: name, measured value, committed value, tolerance and the distance.
+
+    It prints (the one ``print`` in the package) because the line is meant for nbval, which
+    compares a cell's stdout; logging would go to stderr, which notebooks must not write."""
+    if not measured:
+        raise ValueError("measured is empty: nothing to check")
+    failures = []
+    for name, value in measured.items():
+        if name not in committed:
+            raise KeyError(f"{name!r} has no committed value; committed names: {sorted(committed)}")
+        allowed = _tolerance_of(name, tolerance)
+        reference = float(committed[name])
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name!r}: measured value must be a number, got {value!r}")
+        value = float(value)
+        log.debug("%s: measured %r, committed %r, allowed ±%g", name, value, reference, allowed)
+        if not math.isfinite(value):
+            failures.append(f"{name}: measured {value!r} is not finite (committed {reference:.6g}, allowed ±{allowed:g})")
+        elif abs(value - reference) > allowed:
+            failures.append(f"{name}: measured {value:.6g}, committed {reference:.6g}, allowed ±{allowed:g}, "
+                            f"off by {abs(value - reference):.3g}")
+    if failures:
+        raise AssertionError(f"{len(failures)} of {len(measured)} numbers outside tolerance of {against}:\n  "
+                             + "\n  ".join(failures))
+    print(f"{len(measured)} numbers within tolerance of {against}: True")
+    return True
+
+
+def compare_with_committed(stage: str, metrics: Mapping, tolerance: Mapping[str, float], seed: int | None = None) -> bool:
+    """The check cell of a replication notebook: compare the numbers named in ``tolerance`` with
+    the committed run's metrics of ``stage``, but only when this run used the committed run's
+    parameters (``metrics["parameters"]``); otherwise print that nothing was compared (a pipeline
+    stage with another seed, or a user's own settings) and return ``False``."""
+    seed = metrics.get("parameters", {}).get("seed", 0) if seed is None else seed
+    try:
+        committed = results.load_runs(None)[stage][seed]
+    except KeyError:
+        print(f"no committed run of {stage} seed {seed}: nothing compared")
+        return False
+    if committed.get("parameters") != metrics.get("parameters"):
+        print("parameters differ from the committed run: nothing compared")
+        return False
+    measured = {name: value for name, value in flatten(metrics).items() if name in tolerance}
+    missing = sorted(set(tolerance) - set(measured))
+    if missing:
+        raise KeyError(f"{stage}: no measured value for {missing}")
+    return check_within_tolerance(measured, flatten(committed), tolerance)

@@ -1,0 +1,1 @@
+"""The tabular Bradley-Terry sandbox of the derivations, where every optimum is known exactly."""

@@ -1,0 +1,62 @@
+"""What every setting provides: the world a method runs in, seen through one interface.
+
+A *setting* says where prompts and labelled pairs come from (:class:`Pool`, :meth:`Setting.labelled`),
+who judges answers (``judge.score(prompts, responses)``, the gold judge), and everything else that
+belongs to a world rather than to a method: the SFT model it starts from, Sr-DPO's quality
+instruction, how an LLM is asked to judge, the token budget of a pair and of an answer.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+# ``logps(rows) -> (logp_chosen, logp_rejected)`` of plain rows under the judging model
+PairLogps = Callable[[list[dict]], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Pool:
+    """One seed's prompts: ``eval_prompts`` held out, ``train`` in a fixed order (rows with
+    ``prompt`` and, where the setting has them, the dataset's ``chosen``/``rejected``)."""
+
+    eval_prompts: list[str]
+    train: list[dict]
+
+
+class Setting:
+    """The interface (see the module doc); :mod:`.embedded` and :mod:`.dataset` implement it."""
+
+    name: str
+    judge: object                  # the gold judge: .name and .score(prompts, responses) -> array
+    quality_prompt: str            # Sr-DPO's p, prepended to the user turn
+    max_length: int                # tokens of prompt + completion in training and log-probs
+    max_new_tokens: int            # tokens of a sampled answer
+
+    def default_model(self) -> str:
+        """The SFT model a run starts from when the notebook names none."""
+        raise NotImplementedError
+
+    def pool(self, n_eval: int, n_train: int, seed: int) -> Pool:
+        raise NotImplementedError
+
+    def llm_first_wins(self, logps: PairLogps, rows: list[dict]) -> list[bool]:
+        """LLM-as-judge: ask the judging model (through ``logps``) which answer of each row is
+        better, in this world's way of asking; ``True`` where ``chosen`` (the first answer) wins.
+        A tie goes to the second answer, as SPA's Eq. 8 does."""
+        raise NotImplementedError
+
+    def labelled(self, rows: list[dict], seed: int, flip_rate: float = 0.0) -> list[dict]:
+        """The dataset's own chosen/rejected for these pool rows (a ``flip_rate`` share swapped at
+        random), as plain rows ``{"prompt", "chosen", "rejected"}``; identical pairs dropped."""
+        rng = random.Random(seed)
+        out = []
+        for r in rows:
+            if r["chosen"] == r["rejected"]:
+                continue
+            swap = rng.random() < flip_rate
+            out.append({"prompt": r["prompt"], "chosen": r["rejected"] if swap else r["chosen"],
+                        "rejected": r["chosen"] if swap else r["rejected"]})
+        return out

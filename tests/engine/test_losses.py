@@ -1,0 +1,68 @@
+"""Each objective plugged into the trainer on the tiny model: finite, and reducing to DPO where
+the papers say it must."""
+import pytest
+import torch
+from helpers import perturbed_policy, plain_rows, reference_of
+
+from prefalign_lite.engine import losses, trainer
+
+
+@pytest.fixture(scope="module")
+def step():
+    _, policy, ref, tok = perturbed_policy(seed=1)
+    rows = plain_rows(16, seed=9)
+
+    def run(objective, step_index=50, total=100):
+        t = trainer.PreferenceTrainer(policy, tok, objective, reference_of(ref), trainer.TrainConfig(progress=False))
+        with torch.no_grad():
+            x = t.step_inputs(rows, step_index, total)
+        return objective.loss(x)
+    return run
+
+
+def test_every_plugin_gives_a_finite_per_example_loss(step):
+    for objective in (losses.dpo(0.1), losses.ipo(0.1), losses.ipo(0.1, length_normalised=True), losses.slic(0.1),
+                      losses.cdpo(0.1, 0.1), losses.simpo(2.0, 0.5), losses.spa_refined(), losses.spa_refined(decoupled=False),
+                      losses.sr_dpo(), losses.sr_dpo(prefix=None), losses.sr_dpo(ipo_form=True), losses.dro_dpo()):
+        loss, metrics = step(objective)
+        assert loss.shape == (16,) and torch.isfinite(loss).all()
+
+
+def test_reductions_to_dpo(step):
+    dpo = step(losses.dpo(0.1))[0]
+    assert torch.allclose(step(losses.spa_refined(alpha=0.0))[0], dpo)
+    assert torch.allclose(step(losses.spa_refined(), step_index=5)[0], dpo)  # still in the 20% warm-up
+    assert torch.allclose(step(losses.sr_dpo(lam=0.0))[0], dpo)
+    assert torch.allclose(step(losses.dro_dpo(epsilon=0.0))[0], dpo, atol=1e-6)
+
+
+def test_spa_flags_and_sr_dpo_delta_are_live(step):
+    _, metrics = step(losses.spa_refined(k=0.25))
+    assert 0 < metrics["noise_share"] < 1   # tau is 0 until the window fills (authors code): margins <= 0 are flagged
+    _, with_prompt = step(losses.sr_dpo())
+    _, naive = step(losses.sr_dpo(prefix=None))
+    assert with_prompt["delta"] != pytest.approx(naive["delta"])
+
+
+def test_spa_decoupled_detection_uses_chunked_eq12_equal_to_the_full_logits():
+    from prefalign_lite import objectives as O
+    from prefalign_lite.engine import logps
+
+    _, policy, ref, tok = perturbed_policy(seed=1)
+    rows = plain_rows(16, seed=9)
+    objective = losses.spa_refined(lam=0.5)
+    assert objective.extrapolate_lam == 0.5 and not objective.needs_logits  # no full logits kept
+    run = trainer.PreferenceTrainer(policy, tok, objective, reference_of(ref),
+                                    trainer.TrainConfig(progress=False, logit_chunk_elements=policy.config.vocab_size * 5))
+    with torch.no_grad():
+        x = run.step_inputs(rows, 50, 100)
+        batch = run.encode(rows)
+        full_pol = logps.forward_pass(policy, batch, full_logits=True).logits
+        full_ref = logps.forward_pass(ref, batch, full_logits=True).logits
+    want_w, want_l = logps.split_pairs(logps.extrapolated_pair_logps(full_pol, full_ref, batch.labels, 0.5))
+    assert x.policy_logits is None and x.ref_logits is None
+    assert torch.allclose(x.ext_w, want_w, atol=1e-5) and torch.allclose(x.ext_l, want_l, atol=1e-5)
+    assert not torch.allclose(x.ext_w, x.pi_w, atol=1e-3)  # lambda > 0 changes the log-probs
+    with pytest.raises(ValueError, match="needs ext_w/ext_l"):
+        objective.loss(losses.StepInputs(x.pi_w, x.pi_l, x.ref_w, x.ref_l, x.len_w, x.len_l, 50, 100, rows))
+    assert O.log_ratio_margin(x.ext_w, x.ext_l, x.ref_w, x.ref_l).shape == (16,)

@@ -1,0 +1,79 @@
+"""notebook_checks: measured numbers against a committed run, within tolerances, one stable line.
+Also the packaged toy run that notebook 20 reads without the repository. (About 0.1 s.)"""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from prefalign_lite.notebook import committed as checks
+from prefalign_lite.replication import results
+
+COMMITTED = {"win_rate/seed_dpo": 0.503, "win_rate/all_gold": 0.562, "gold": 0.875}
+
+
+def test_numbers_within_tolerance_print_one_stable_line(capsys):
+    measured = {"win_rate/seed_dpo": 0.520, "win_rate/all_gold": 0.540, "gold": np.float32(0.8751)}
+    assert checks.check_within_tolerance(measured, COMMITTED, {"win_rate/seed_dpo": 0.03,
+                                                               "win_rate/all_gold": 0.03, "gold": 0.01})
+    assert capsys.readouterr().out == "3 numbers within tolerance of the committed run: True\n"
+
+
+def test_the_edge_of_the_tolerance_passes_and_just_past_it_fails(capsys):
+    assert checks.check_within_tolerance({"gold": 0.875 + 0.0299}, COMMITTED, 0.03)
+    with pytest.raises(AssertionError, match=r"gold: measured 0.9051, committed 0.875, allowed ±0.03, off by 0.0301"):
+        checks.check_within_tolerance({"gold": 0.9051}, COMMITTED, 0.03)
+
+
+def test_every_failure_is_named_with_value_committed_value_and_tolerance(capsys):
+    measured = {"win_rate/seed_dpo": 0.60, "win_rate/all_gold": 0.56, "gold": math.nan}
+    with pytest.raises(AssertionError) as err:
+        checks.check_within_tolerance(measured, COMMITTED, 0.03, against="the committed seed-0 run")
+    text = str(err.value)
+    assert text.startswith("2 of 3 numbers outside tolerance of the committed seed-0 run:")
+    assert "win_rate/seed_dpo: measured 0.6, committed 0.503, allowed ±0.03, off by 0.097" in text
+    assert "gold: measured nan is not finite (committed 0.875, allowed ±0.03)" in text
+    assert "all_gold" not in text
+    assert capsys.readouterr().out == "", "no verdict line when the check fails"
+
+
+def test_bad_calls_are_refused_by_name():
+    with pytest.raises(KeyError, match="'lc_win_rate' has no committed value"):
+        checks.check_within_tolerance({"lc_win_rate": 0.5}, COMMITTED, 0.03)
+    with pytest.raises(KeyError, match="no tolerance given for 'gold'"):
+        checks.check_within_tolerance({"gold": 0.875}, COMMITTED, {"win_rate/seed_dpo": 0.03})
+    with pytest.raises(ValueError, match="tolerance for 'gold' must be a finite number >= 0"):
+        checks.check_within_tolerance({"gold": 0.875}, COMMITTED, -0.1)
+    with pytest.raises(ValueError, match="'gold': measured value must be a number"):
+        checks.check_within_tolerance({"gold": "0.875"}, COMMITTED, 0.1)
+    with pytest.raises(ValueError, match="measured is empty"):
+        checks.check_within_tolerance({}, COMMITTED, 0.1)
+
+
+def test_flatten_keeps_numbers_under_slash_joined_names():
+    nested = {"seed_dpo": {"win_rate": 0.5, "pairs": 62, "ok": True}, "rounds": [0.5, {"acc": 0.27}], "name": "x"}
+    assert checks.flatten(nested) == {"seed_dpo/win_rate": 0.5, "seed_dpo/pairs": 62.0,
+                                      "rounds/0": 0.5, "rounds/1/acc": 0.27}
+
+
+def test_committed_metrics_come_from_the_packaged_run():
+    committed = checks.committed_metrics("11_dpo_baselines", seed=0)
+    packaged = results.load_runs()["11_dpo_baselines"][0]
+    assert committed["seed_dpo/win_rate"] == packaged["seed_dpo"]["win_rate"]
+    assert committed["all_gold_pairs"] == float(packaged["all_gold_pairs"])
+    with pytest.raises(KeyError, match="stage '99_nothing' is not in the committed run"):
+        checks.committed_metrics("99_nothing")
+    with pytest.raises(KeyError, match="has no seed 7"):
+        checks.committed_metrics("11_dpo_baselines", seed=7)
+
+
+def test_the_packaged_toy_run_is_what_load_runs_reads_by_default(tmp_path):
+    packaged = results.load_runs()
+    assert results.load_runs("") == packaged
+    assert sorted(packaged) == ["11_dpo_baselines", "13_spa", "14_spa_judges_and_ablations", "15_sera",
+                                "16_sr_dpo", "17_dro_dpo"]
+    assert all(sorted(by_seed) == [0, 1, 2, 3, 4] for by_seed in packaged.values())
+    # a given folder is still read as before
+    (tmp_path / "seed3" / "11_dpo_baselines").mkdir(parents=True)
+    (tmp_path / "seed3" / "11_dpo_baselines" / "metrics.json").write_text(json.dumps({"win": 0.5}))
+    assert results.load_runs(tmp_path) == {"11_dpo_baselines": {3: {"win": 0.5}}}
