@@ -7,8 +7,7 @@ from .arguments import check_tensors
 
 
 def log_ratio_margin(pi_w, pi_l, ref_w, ref_l) -> torch.Tensor:
-    """``h = (pi_w - ref_w) - (pi_l - ref_l)``: the implicit reward margin divided by beta, for
-    summed log-probs of the chosen (``_w``) and rejected (``_l``) completion under a policy
-    (``pi``) and its reference (``ref``)."""
+    """``h = (pi_w - ref_w) - (pi_l - ref_l)``: the implicit reward margin divided by beta."""
+    # summed log-probs of the chosen (_w) and rejected (_l) completion under policy and reference
     check_tensors(pi_w=pi_w, pi_l=pi_l, ref_w=ref_w, ref_l=ref_l)
     return (pi_w - ref_w) - (pi_l - ref_l)

@@ -5,6 +5,9 @@ import torch
 from helpers import perturbed_policy, plain_rows, reference_of
 
 from prefalign_lite.engine import losses, trainer
+from prefalign_lite.settings import EmbeddedSetting
+
+QUALITY = EmbeddedSetting.quality_prompt   # the embedded world's quality instruction
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,7 @@ def step():
 def test_every_plugin_gives_a_finite_per_example_loss(step):
     for objective in (losses.dpo(0.1), losses.ipo(0.1), losses.ipo(0.1, length_normalised=True), losses.slic(0.1),
                       losses.cdpo(0.1, 0.1), losses.simpo(2.0, 0.5), losses.spa_refined(), losses.spa_refined(decoupled=False),
-                      losses.sr_dpo(), losses.sr_dpo(prefix=None), losses.sr_dpo(ipo_form=True), losses.dro_dpo()):
+                      losses.sr_dpo(0.1, 0.5, QUALITY), losses.sr_dpo(0.1, 0.5, None), losses.sr_dpo(0.1, 0.5, QUALITY, ipo_form=True), losses.dro_dpo()):
         loss, metrics = step(objective)
         assert loss.shape == (16,) and torch.isfinite(loss).all()
 
@@ -32,15 +35,15 @@ def test_reductions_to_dpo(step):
     dpo = step(losses.dpo(0.1))[0]
     assert torch.allclose(step(losses.spa_refined(alpha=0.0))[0], dpo)
     assert torch.allclose(step(losses.spa_refined(), step_index=5)[0], dpo)  # still in the 20% warm-up
-    assert torch.allclose(step(losses.sr_dpo(lam=0.0))[0], dpo)
+    assert torch.allclose(step(losses.sr_dpo(0.1, 0.0, QUALITY))[0], dpo)
     assert torch.allclose(step(losses.dro_dpo(epsilon=0.0))[0], dpo, atol=1e-6)
 
 
 def test_spa_flags_and_sr_dpo_delta_are_live(step):
     _, metrics = step(losses.spa_refined(k=0.25))
     assert 0 < metrics["noise_share"] < 1   # tau is 0 until the window fills (authors code): margins <= 0 are flagged
-    _, with_prompt = step(losses.sr_dpo())
-    _, naive = step(losses.sr_dpo(prefix=None))
+    _, with_prompt = step(losses.sr_dpo(0.1, 0.5, QUALITY))
+    _, naive = step(losses.sr_dpo(0.1, 0.5, None))
     assert with_prompt["delta"] != pytest.approx(naive["delta"])
 
 

@@ -21,15 +21,22 @@ def _rows(n: int, seed: int) -> list[dict]:
 
 
 def test_llm_judge_checks_each_answer_and_is_symmetric(sft):
+    import random
+
     _, model, tokenizer = sft
-    rows = _rows(40, seed=3)
+    rng = random.Random(3)
+    rows = [{"prompt": t.prompt, "chosen": t.answer, "rejected": world.corrupt(t, 0.85, rng)}
+            for t in world.distinct_tasks(200, seed=3)]
+    rows = [r for r in rows if r["chosen"] != r["rejected"]]
     swapped = [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
     setting = settings.EmbeddedSetting()
     forward = judges.llm_prefers_first(model, tokenizer, setting, rows, max_length=64)
     backward = judges.llm_prefers_first(model, tokenizer, setting, swapped, max_length=64)
-    assert len(forward) == 40 and all(isinstance(x, bool) for x in forward)
+    assert len(forward) == len(rows) and all(isinstance(x, bool) for x in forward)
     assert [not x for x in forward] == backward   # each answer is checked on its own: order cannot matter
-    assert sum(forward) >= 28                     # the SFT model learnt to check: right beats garbage
+    # the SFT model learnt to check: the right answer beats a badly edited one far more often than a
+    # coin would (0.82 and 0.86 measured on two draws of prompts; a coin: 0.50 +- 0.07)
+    assert sum(forward) >= 0.7 * len(rows)
 
 
 def test_reward_model_fitted_on_labelled_pairs_ranks_them(sft, tmp_path):
