@@ -4,6 +4,7 @@
                                                                the whole replication, resumable
     python -m prefalign_lite run-notebooks --out runs/latest   execute the notebooks with papermill
     python -m prefalign_lite lr-grid                           DPO on all gold at each learning rate (how it was chosen)
+    python -m prefalign_lite sr-lambda                         Sr-DPO at each lambda of the paper's grid, on validation prompts
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
     python -m prefalign_lite bench --shape mistral-7b          the engine against TRL on a random model of that shape
     python -m prefalign_lite links [--check]                   the notebooks' Colab/Binder badges and install cells
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
     grid = sub.add_parser("lr-grid", help="DPO on all gold at each learning rate: the rate every method uses")
     grid.add_argument("--json", type=Path, help="also write the grid here")
+    lam = sub.add_parser("sr-lambda", help="Sr-DPO at each lambda of the paper's grid on validation prompts: the lambda it uses")
+    lam.add_argument("--json", type=Path, help="also write the grid here")
     sub.add_parser("make-fixture", help="rewrite the small UltraFeedback-layout fixture in data/")
     links = sub.add_parser("links", help="bring the notebooks' badges and install cells up to date with pyproject.toml")
     links.add_argument("--check", action="store_true", help="only report; exit status 1 if a notebook is out of date")
@@ -57,15 +60,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return notebook_links.main(["--check"] if args.check else [])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.command == "lr-grid":
+    if args.command in ("lr-grid", "sr-lambda"):
         import json
 
-        from .replication.fairness import learning_rate_grid
+        from .core.files import write_text
+        from .replication import fairness
 
-        report = json.dumps(learning_rate_grid(), indent=1)
+        report = json.dumps(fairness.learning_rate_grid() if args.command == "lr-grid" else fairness.sr_lambda_grid(), indent=1)
         print(report)
         if args.json:
-            args.json.write_text(report)
+            write_text(args.json, report)
         return 0
     if args.command == "run":
         return _run_pipeline(args)

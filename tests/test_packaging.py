@@ -56,7 +56,8 @@ def test_release_version_address_and_package_data():
     assert prefalign_lite.__version__.count(".") == 2
     data = config["tool"]["setuptools"]["package-data"]["prefalign_lite"]
     shipped = {p for pattern in data for p in (ROOT / "prefalign_lite").glob(pattern)}
-    committed = {p for p in (ROOT / "prefalign_lite" / "toy_results").rglob("*") if p.is_file()}
+    committed = {p for folder in ("toy_results", "toy_results_avx2")
+                 for p in (ROOT / "prefalign_lite" / folder).rglob("*") if p.is_file()}
     assert shipped == committed, f"package data misses {sorted(committed - shipped)}"
 
 

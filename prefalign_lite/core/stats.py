@@ -155,3 +155,40 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p))
         out[i] = running
     return out
+
+
+def tost_p(diffs: list[float], margin: float) -> float:
+    """p-value of the two one-sided tests that the mean of ``diffs`` lies inside ``(-margin, margin)``
+    (equivalence): the larger of the two one-sided paired t-test p-values. A margin of 0 (or fewer
+    than two values) can never show equivalence: 1.0 (NaN below two values)."""
+    n = len(diffs)
+    if n < 2:
+        return math.nan
+    if not margin > 0:
+        return 1.0
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if sd == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    se = sd / math.sqrt(n)
+    below = stats.t.sf((mean + margin) / se, n - 1)    # H0: mean <= -margin
+    above = stats.t.cdf((mean - margin) / se, n - 1)   # H0: mean >= +margin
+    return float(max(below, above))
+
+
+def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t-test at level ``alpha`` detects with
+    probability ``power`` over ``n`` seeds of between-seed standard deviation ``sd``:
+    ``(t_{1-alpha/2} + t_power) * sd / sqrt(n)`` (the usual normal approximation, with t quantiles)."""
+    if n < 2:
+        return math.nan
+    return float((stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n))
+
+
+def sample_sd(values: list[float]) -> float:
+    """The standard deviation of ``values`` with ``n - 1`` in the denominator (NaN below two values)."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))

@@ -31,10 +31,29 @@ TANGENT_FLOOR = 0.1
 
 @dataclass
 class DroRoundLoss(TrainingLoss):
-    """The round's loss, and at each solve of the worst case the share of the round's pairs whose
-    mass the adversary moved (filled in while it trains)."""
+    """The round's loss and, at each solve of the worst case (filled in while it trains), the share
+    of the round's pairs whose mass the adversary moved and the gradient weight the worst case
+    gives each pair relative to DPO's (:func:`effective_weights`)."""
 
     moved_shares: list[float] = field(default_factory=list)
+    weights: list[dict] = field(default_factory=list)
+    last_confidences: list[float] | None = None   # the round's sigma(beta h) at the last solve
+    last_moved_mass: list[float] | None = None    # and the mass the adversary moved from each pair
+
+
+def effective_weights(worst, xi: torch.Tensor, beta: float, epsilon: float, n_pieces: int) -> dict:
+    """How the worst case reweights the round's pairs: each pair's gradient of the worst-case loss
+    with respect to its logit ``beta h`` divided by DPO's (1 for an unmoved pair), summarised over
+    the pairs whose mass moved and over all pairs."""
+    logits = torch.logit(xi.detach().double()).requires_grad_(True)
+    zero = torch.zeros_like(logits)
+    robust = O.dro_dpo_loss(logits / beta, zero, zero, zero, beta, epsilon, n_pieces, worst_case=worst,
+                            moved_loss="tangent").sum()
+    plain = O.dpo_loss(logits / beta, zero, zero, zero, beta).sum()
+    ratio = torch.autograd.grad(robust, logits)[0] / torch.autograd.grad(plain, logits)[0]
+    moved = torch.as_tensor(worst.moved_mass > 0)
+    return {"mean_weight": float(ratio.mean()), "max_weight": float(ratio.max()),
+            "mean_weight_moved": float(ratio[moved].mean()) if bool(moved.any()) else 1.0}
 
 
 def dro_round(beta: float, epsilon: float, n_pieces: int, confidences: Callable[[], torch.Tensor],
@@ -49,8 +68,12 @@ def dro_round(beta: float, epsilon: float, n_pieces: int, confidences: Callable[
     def loss(x: StepInputs):
         progress = x.step / x.total_steps
         if state["done"] < len(points) and progress >= points[state["done"]]:
-            state["worst"] = O.dro_worst_case(confidences(), epsilon, n_pieces, floor=0.0, tangent_floor=TANGENT_FLOOR)
+            xi = confidences()
+            state["worst"] = O.dro_worst_case(xi, epsilon, n_pieces, floor=0.0, tangent_floor=TANGENT_FLOOR)
             objective.moved_shares.append(float((state["worst"].moved_mass > 0).mean()))
+            objective.weights.append(effective_weights(state["worst"], xi, beta, epsilon, n_pieces))
+            objective.last_confidences = xi.tolist()
+            objective.last_moved_mass = state["worst"].moved_mass.tolist()
             while state["done"] < len(points) and progress >= points[state["done"]]:
                 state["done"] += 1
         if state["worst"] is None:

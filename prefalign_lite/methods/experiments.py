@@ -38,6 +38,7 @@ class SpaJudges:
     DE = "DE only"
     REWARD_MODEL = "iterative DPO, reward model"
     LLM = "iterative DPO, LLM-as-judge"
+    RANDOM = "iterative DPO, random labels"   # the control of self-training without information
     AFTER_ROUND_1 = "after round 1"
     JUDGE_INIT = "Eq. 7 with the SFT model"
     JUDGE_PREVIOUS = "Eq. 7 with the previous model"
@@ -78,3 +79,20 @@ class Dro:
 
 class Report:
     stage = "20_replication_report"
+
+
+# Keys that several stages share, and the labels of the controls and diagnostics (docs/protocol.md).
+class Controls:
+    sharpening = "sft_at_sampler_temperature"   # Baselines: the SFT model sampled at the sampler's temperature
+    random_run = "random_labels"                # Spa: iterative DPO with random labels from the 3.3% seed
+    random_by_fraction = "random_labels_by_fraction"
+    sera_random = "SeRA, random labels"         # Sera: SeRA's loop with a coin for the implicit reward
+
+
+class Checks:
+    label_sensitivity = "label_sensitivity"     # Baselines: DPO on on-policy pairs, gold against random labels
+    offline_agreement = "offline_label_agreement"
+    sr_precondition = "sr_dpo_precondition"
+    agreement = "judge_agreement"               # SpaJudges: each judge's labels against Eq. 7's on the same pairs
+    refinement = "refinement_diagnostics"       # SrDpo: Delta_pi against beta h and the gold gap, per method
+    weights = "dro_effective_weights"           # Dro: the worst case's gradient weight relative to DPO's

@@ -13,6 +13,7 @@ budget is filled with the next pairs among its R samples (ranked by their reward
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from dataclasses import dataclass
 
@@ -36,16 +37,26 @@ class SeraConfig:
     loss: str = "dpo"                 # dpo, ipo, slic, simpo
     select: bool = True
     bootstrap: bool = True
+    random_labels: bool = False       # the control: a fair coin instead of the implicit reward (selection
+                                      # keeps a random k, each bootstrapped pair is two samples in random order)
 
 
-def iterate_names(iterations: int, offset: int = 0, first: int | None = None) -> dict:
-    """pi_t as a Session iterate: pi_0 is the SFT model (``SFT``), pi_1 is ``first`` when it is shared
-    with another variant, else ``offset + 1``; pi_t is ``offset + t``."""
-    names = {t: offset + t for t in range(1, iterations + 1)}
+def iterate_names(session: Session, iterations: int, first: int | None = None) -> dict:
+    """pi_t as a Session iterate: pi_0 is the SFT model (``SFT``), pi_1 is ``first`` when it is
+    shared with another variant, every other pi_t a fresh iterate."""
+    names = {t: session.fresh() for t in range(2 if first is not None else 1, iterations + 1)}
     names[0] = names[-1] = SFT
     if first is not None:
         names[1] = first
     return names
+
+
+@dataclass
+class SeraRun:
+    """A run of SeRA's Algorithm 1: one record per iteration, and the iterate each trained."""
+
+    records: list[dict]
+    names: dict
 
 
 def reward_logps(session: Session, t: int, rows: list[dict], gamma: float, names: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,6 +65,14 @@ def reward_logps(session: Session, t: int, rows: list[dict], gamma: float, names
     w2, l2 = session.logps(names[t - 2], rows)
     w3, l3 = session.logps(names[t - 3], rows) if t >= 3 else (None, None)
     return O.sera_ensemble_reward(w1, w2, w3, gamma), O.sera_ensemble_reward(l1, l2, l3, gamma)
+
+
+def random_bootstrap_rows(texts: list[list[str]], prompts: list[str], budget: int, coin: random.Random) -> list[dict]:
+    """The control's bootstrapped pairs: for prompts in random order, two distinct samples in
+    random order, until ``budget`` pairs (one per prompt at most)."""
+    order = [i for i in range(len(prompts)) if len(texts[i]) >= 2]
+    coin.shuffle(order)
+    return [dict(zip(("chosen", "rejected"), coin.sample(texts[i], 2)), prompt=prompts[i]) for i in order[:budget]]
 
 
 def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig, names: dict, budget: int,
@@ -65,6 +84,11 @@ def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig
     samples = session.sample(names[t - 1], prompts, n_samples=cfg.n_samples, temperature=0.7,
                              seed=session.config.seed * 100 + t)
     texts = [list(dict.fromkeys(s)) for s in samples]   # distinct answers per prompt (SeRA: "distinct")
+    if cfg.random_labels:
+        rows = random_bootstrap_rows(texts, prompts, budget, random.Random(session.config.seed * 7_919 + t))
+        if not rows:
+            raise ValueError(f"{stage}: every prompt's {cfg.n_samples} samples were identical; nothing to bootstrap")
+        return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
     flat = [{"prompt": p, "chosen": y, "rejected": y} for p, ys in zip(prompts, texts) for y in ys]
     if not flat:
         raise ValueError(f"{stage}: no samples to bootstrap from")
@@ -91,20 +115,22 @@ def objective_for(cfg: SeraConfig):
     return {"dpo": losses.dpo, "ipo": losses.ipo, "slic": losses.slic, "simpo": losses.simpo}[cfg.loss](cfg.beta)
 
 
-def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig(), offset: int = 0,
-             shared_first: int | None = None, stage: str = "SeRA") -> list[dict]:
+def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig(), shared_first: int | None = None,
+             stage: str = "SeRA") -> SeraRun:
     """One record per iteration: data sizes, label accuracy (ties excluded) of the offline pairs kept
-    and of the bootstrapped pairs, win rate against SFT, KL, seconds. Iterate t is ``offset + t``;
-    with ``shared_first`` iteration 1 (identical for every variant: DPO on all of D) is that iterate."""
+    and of the bootstrapped pairs, win rate against SFT, KL, seconds. With ``shared_first``
+    iteration 1 (identical for every variant: DPO on all of D) is that iterate."""
     if not offline:
         raise ValueError(f"{stage}: the offline set is empty")
     records, n = [], len(offline)
-    names = iterate_names(cfg.iterations, offset, shared_first)
+    names = iterate_names(session, cfg.iterations, shared_first)
     prompts = list(dict.fromkeys(r["prompt"] for r in offline))
     for t in range(1, cfg.iterations + 1):
         start, where = time.perf_counter(), f"{stage} round {t}"
         data = offline
-        if t >= 2 and cfg.select:
+        if t >= 2 and cfg.select and cfg.random_labels:
+            data = random.Random(session.config.seed * 7_919 + 100 + t).sample(offline, selection.count_of(cfg.keep_fraction, n))
+        elif t >= 2 and cfg.select:
             r_w, r_l = reward_logps(session, t, offline, cfg.gamma, names)
             data = [offline[i] for i in selection.top_k(r_w - r_l, selection.count_of(cfg.keep_fraction, n)).tolist()]
         boot = []
@@ -117,10 +143,10 @@ def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig
         if not (t == 1 and shared_first is not None):
             session.train(names[t], plain(data) + boot, objective_for(cfg), ref=names[t - 1], init_from=names[t - 1],
                           stage=where)
-        record.update(session.evaluate(names[t], previous=names[t - 1], with_previous=True).record,
+        record.update(session.evaluate(names[t], previous=names[t - 1], with_previous=True, label=where).record,
                       seconds=time.perf_counter() - start)
         records.append(record)
-    return records
+    return SeraRun(records, names)
 
 
 def reward_r2(session: Session, t: int, rows: list[dict]) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class SessionConfig:
     lora: models.LoraSettings = field(default_factory=models.LoraSettings)
     n_eval: int = 500
     n_train: int = 0                  # training prompts drawn from the setting (the methods cut them up)
-    eval_temperature: float = 1.0     # SeRA's evaluation temperature
+    eval_temperature: float = 1.0     # the protocol's: the policy as trained (SeRA evaluates at 1.0 too)
+    eval_top_p: float = 1.0
     sample_temperature: float = 0.7
     batch_size: int = 32
     sample_batch_size: int | None = None   # None: generate.default_batch_size for the device
@@ -83,12 +85,32 @@ class Session:
         self.max_new_tokens = config.max_new_tokens or setting.max_new_tokens
         self.sample_batch_size = config.sample_batch_size or generate.default_batch_size(self.iterates.base)
         self.pool = setting.pool(config.n_eval, config.n_train, config.seed)
-        self.eval_prompts = self.pool.eval_prompts
         self.times: dict[str, float] = {}
-        self.sft_responses = self.answers(SFT)
+        self._last_name = -1
+        self.prompt_scores: dict[str, list[float]] = {}   # every evaluation's gold score per prompt, by label
+        self.use_prompts(self.pool.eval_prompts)
+
+    def use_prompts(self, prompts: list[str]) -> None:
+        """Evaluate on ``prompts`` from now on (the held-out prompts by default; a validation split
+        to choose a setting): the SFT model answers them once, the reference of every win rate."""
+        if not prompts:
+            raise ValueError("evaluation on zero prompts")
+        self.eval_prompts = list(prompts)
+        self.sft_responses = self.answers(SFT, label="SFT")
         self.sft_scores = self.score(self.eval_prompts, self.sft_responses)
+        self.prompt_scores["SFT"] = [round(float(x), 6) for x in self.sft_scores]
 
     # ---- models ------------------------------------------------------------------------------
+    def fresh(self) -> int:
+        """A name for a new iterate: the next integer, in the order of the calls, that no adapter of
+        this session has (the name seeds the iterate's LoRA initialisation and its data order, so a
+        notebook that trains its models in the same order gets the same bits)."""
+        taken = set(self.iterates.names)
+        self._last_name += 1
+        while self.iterates.name(self._last_name) in taken:
+            self._last_name += 1
+        return self._last_name
+
     def model_for(self, t: int | None):
         """A context giving iterate ``t`` (``SFT``: the SFT model) in no-grad evaluation mode."""
         return self.iterates.use(t) if self.iterates.model is not None else _no_grad(self.iterates.base)
@@ -133,27 +155,42 @@ class Session:
         """The setting's gold judge (the world's gold reward, or a reward model)."""
         return np.asarray(self.setting.judge.score(prompts, responses), dtype=float)
 
+    def gold_gaps(self, rows: list[dict]) -> np.ndarray:
+        """The gold judge's score of each pair's chosen answer minus its rejected answer."""
+        if not rows:
+            raise ValueError("gold gaps of zero pairs")
+        prompts = [r["prompt"] for r in rows]
+        return self.score(prompts, [r["chosen"] for r in rows]) - self.score(prompts, [r["rejected"] for r in rows])
+
     def label_quality(self, rows: list[dict]) -> dict:
         """How often the label of each pair agrees with the gold judge, **ties excluded**, beside the
         share of ties (a tie says nothing about the judge that labelled the pair)."""
-        if not rows:
-            raise ValueError("label quality of zero pairs")
-        prompts = [r["prompt"] for r in rows]
-        s_w, s_l = self.score(prompts, [r["chosen"] for r in rows]), self.score(prompts, [r["rejected"] for r in rows])
-        decided = s_w != s_l
-        accuracy = float(np.mean(s_w[decided] > s_l[decided])) if decided.any() else float("nan")
+        gap = self.gold_gaps(rows)
+        decided = gap != 0
+        accuracy = float(np.mean(gap[decided] > 0)) if decided.any() else float("nan")
         return {"label_accuracy": accuracy, "tie_share": float(1 - decided.mean()), "pairs": len(rows)}
 
-    def answers(self, t: int | None) -> list[str]:
-        return [r[0] for r in self.sample(t, self.eval_prompts, temperature=self.config.eval_temperature,
-                                          seed=self.config.seed + 1)]
+    def answers(self, t: int | None, temperature: float | None = None, label: str | None = None) -> list[str]:
+        """One answer of iterate ``t`` per evaluation prompt, at the evaluation temperature unless
+        ``temperature`` is given (the sharpening control samples the SFT model at the sampler's).
+        Each evaluated model draws from its own sampling stream, seeded by the run's seed and the
+        model's ``label``, so that two models tie on a prompt only when their answers are equally
+        good, not because they shared random numbers."""
+        temperature = self.config.eval_temperature if temperature is None else temperature
+        stream = zlib.crc32((label or f"iterate {t}").encode())
+        return [r[0] for r in self.sample(t, self.eval_prompts, temperature=temperature, top_p=self.config.eval_top_p,
+                                          seed=self.config.seed * 1_000_003 + stream)]
 
-    def evaluate(self, t: int | None, previous: int | None = None, *, with_previous: bool = False) -> Evaluation:
-        """Gold win rate of iterate ``t`` against the SFT model on the held-out prompts (ties count
+    def evaluate(self, t: int | None, previous: int | None = None, *, with_previous: bool = False,
+                 label: str | None = None, temperature: float | None = None) -> Evaluation:
+        """Gold win rate of iterate ``t`` against the SFT model on the evaluation prompts (ties count
         1/2; bootstrap 95% interval over prompts), mean gold score, length, length-controlled win
-        rate, the KL to the SFT model and, ``with_previous``, the KL to iterate ``previous``."""
-        responses = self.answers(t)
+        rate, the KL to the SFT model and, ``with_previous``, the KL to iterate ``previous``. The
+        per-prompt scores are kept under ``label`` in :attr:`prompt_scores` (saved with the run)."""
+        responses = self.answers(t, temperature, label)
         scores = self.score(self.eval_prompts, responses)
+        if label is not None:
+            self.prompt_scores[label] = [round(float(x), 6) for x in scores]
         win = stats.wins(scores, self.sft_scores)
         ci = stats.bootstrap_ci(win, seed=self.config.seed)
         lengths = [len(r.split()) for r in responses]

@@ -7,7 +7,7 @@ refined loss Eq. 10 with de-coupled noise detection (Eq. 11-12, lambda_t = 1/2, 
 
 The ablations of SPA Tables 2, 6 and 7 and the thesis' robust variant are switches of
 ``SpaConfig``; variants can share one seed iterate (``seed_iterate``) and live side by side as
-differently numbered adapters (``offset``).
+adapters of one session.
 
 Before round 1 trains, the **gate** is measured (:class:`SpaRun` keeps it beside the rounds): SPA
 only makes sense if the seed model already beats the SFT model (its bootstrap interval above 0.5)
@@ -17,19 +17,21 @@ above 0.6). Where the gate fails, the report marks the claims that rest on it "n
 from __future__ import annotations
 
 import logging
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .. import objectives as O
 from ..engine import losses
 from . import judges
-from .dro import dro_round
+from .dro import DroRoundLoss, dro_round
 from .session import SFT, Session, plain
 
 log = logging.getLogger(__name__)
-JUDGES = ("implicit", "reward_model", "llm")
+JUDGES = ("implicit", "reward_model", "llm", "random")
 LOSSES = ("refined", "dpo", "dro")
 GATE_ACCURACY = 0.6
 
@@ -44,7 +46,8 @@ class SpaConfig:
     seed_epochs: int = 3
     loss: str = "refined"            # Eq. 10 ("refined"), plain DPO = data expansion only ("dpo"), the thesis' worst case ("dro")
     decoupled: bool = True           # ablation: False = flag with the policy itself (Eq. 9)
-    judge: str = "implicit"          # Eq. 7-8, a reward model ("reward_model"), the SFT model asked ("llm")
+    judge: str = "implicit"          # Eq. 7-8, a reward model ("reward_model"), the SFT model asked ("llm"),
+                                     # a fair coin ("random": the control of self-training without information)
     judge_reference: str = "init"    # implicit judge against: "init" (SPA), "previous" (pi_{t-2}), "none"
     dro_epsilon: float = 0.05        # thesis: Wasserstein radius in confidence units (about K = 10% of pairs moved)
     dro_pieces: int = 8
@@ -114,18 +117,30 @@ def implicit_first_wins(session: Session, rows: list[dict], t: int, cfg: SpaConf
     return O.spa_label(O.spa_preference(pi_1, pi_2, init_1, init_2, cfg.beta)).tolist()
 
 
-def label(session: Session, pairs: Annotated, t: int, cfg: SpaConfig, names: dict, reward_judge=None) -> list[dict]:
-    """Order each pair by the configured judge (a tie goes to the second answer, as Eq. 8 reads)."""
+def first_wins(session: Session, pairs: Annotated, t: int, cfg: SpaConfig, names: dict, reward_judge=None) -> list[bool]:
+    """The configured judge's verdict on each pair: ``True`` where the first answer is chosen (a tie
+    goes to the second answer, as Eq. 8 reads)."""
     rows = pairs.rows
     if cfg.judge == "reward_model":
-        first_wins = judges.reward_model_prefers_first(reward_judge, rows)
-    elif cfg.judge == "llm":  # the SFT model, fixed, asked to judge (SPA App. B.2 uses a fixed judge)
+        return judges.reward_model_prefers_first(reward_judge, rows)
+    if cfg.judge == "llm":  # the SFT model, fixed, asked to judge (SPA App. B.2 uses a fixed judge)
         with session.model_for(SFT) as m:
-            first_wins = judges.llm_prefers_first(m, session.tokenizer, session.setting, rows, session.max_length)
-    else:
-        first_wins = implicit_first_wins(session, rows, t, cfg, names)
+            return judges.llm_prefers_first(m, session.tokenizer, session.setting, rows, session.max_length)
+    if cfg.judge == "random":
+        coin = random.Random(session.config.seed * 7_919 + t)
+        return [coin.random() < 0.5 for _ in rows]
+    return implicit_first_wins(session, rows, t, cfg, names)
+
+
+def ordered(rows: list[dict], wins: list[bool]) -> list[dict]:
+    """Each pair with the winner as ``chosen``."""
     return [r if win else {"prompt": r["prompt"], "chosen": r["rejected"], "rejected": r["chosen"]}
-            for r, win in zip(rows, first_wins)]
+            for r, win in zip(rows, wins)]
+
+
+def label(session: Session, pairs: Annotated, t: int, cfg: SpaConfig, names: dict, reward_judge=None) -> list[dict]:
+    """The round's pairs ordered by the configured judge."""
+    return ordered(pairs.rows, first_wins(session, pairs, t, cfg, names, reward_judge))
 
 
 def objective_for(cfg: SpaConfig, t: int, session: Session, rows: list[dict], names: dict):
@@ -145,46 +160,20 @@ def objective_for(cfg: SpaConfig, t: int, session: Session, rows: list[dict], na
 
 @dataclass
 class Round:
-    """One SPA iteration: its record (data, label quality, training, evaluation) and, for the first
-    round of a run, the gate measured on its pairs."""
+    """One SPA iteration: its record (data, label quality, what the noise flag did, training,
+    evaluation) and the judge's verdict on each sampled pair (``first_wins``: True where the first
+    answer was chosen), to compare judges on the same pairs."""
 
     record: dict
-    gate: dict | None = None
-
-
-def iteration(session: Session, t: int, prompts: list[str], cfg: SpaConfig, names: dict, reward_judge=None,
-              stage: str = "SPA", gate_of: dict | None = None) -> Round:
-    """One SPA iteration: annotate with pi_{t-1}, train ``names[t]`` from it (reference pi_{t-1}).
-    With ``gate_of`` (the seed model's evaluation) the gate is measured on this round's pairs."""
-    start = time.perf_counter()
-    where = f"{stage} round {t}"
-    pairs = sample_pairs(session, t, prompts, names, where)
-    rows = label(session, pairs, t, cfg, names, reward_judge)
-    quality = session.label_quality(rows)
-    record = {"iteration": t, "prompts": pairs.sampled, "pairs": len(rows), "identical_share": pairs.identical / pairs.sampled,
-              **quality}
-    measured_gate = None
-    if gate_of is not None:
-        eq7 = rows if cfg.judge == "implicit" and cfg.judge_reference == "init" else label(
-            session, pairs, t, SpaConfig(beta=cfg.beta), names)
-        measured_gate = gate(gate_of, session.label_quality(eq7)["label_accuracy"])
-    rows = [dict(r, id=i) for i, r in enumerate(plain(rows))]
-    objective = objective_for(cfg, t, session, rows, names)
-    history = session.train(names[t], rows, objective, ref=names[t - 1], init_from=names[t - 1], stage=where)
-    if cfg.loss == "dro":
-        record["dro_moved_share"] = objective.moved_shares
-    record.update(noise_share=_last(history, "noise_share"), pairs_truncated=history.pairs_truncated,
-                  **session.evaluate(names[t], previous=names[t - 1], with_previous=True).record,
-                  seconds=time.perf_counter() - start)
-    log.info("%s: %s", where, record)
-    return Round(record, measured_gate)
+    first_wins: list[bool]
 
 
 def gate(seed_eval: dict, eq7_accuracy: float) -> dict:
-    """The precondition of every SPA claim (see the module doc)."""
+    """The precondition of every SPA claim, as measured in one seed (see the module doc); the
+    report decides it once, pooled over seeds."""
     beats = seed_eval["win_low"] > 0.5
-    return {"seed_beats_sft": bool(beats), "seed_win_low": seed_eval["win_low"], "eq7_accuracy": eq7_accuracy,
-            "passed": bool(beats and eq7_accuracy > GATE_ACCURACY)}
+    return {"seed_beats_sft": bool(beats), "seed_win_low": seed_eval["win_low"], "seed_win_rate": seed_eval["win_rate"],
+            "eq7_accuracy": eq7_accuracy, "passed": bool(beats and eq7_accuracy > GATE_ACCURACY)}
 
 
 @dataclass
@@ -192,33 +181,121 @@ class SpaRun:
     """A run of Algorithm 1: one record per iteration (0 = DPO on the seed) and the gate."""
 
     rounds: list[dict]
-    gate: dict
+    gate: dict | None
 
     def to_json(self) -> dict:
         return {"rounds": self.rounds, "gate": self.gate}
 
 
-def run_spa(session: Session, seed_rows: list[dict], prompt_sets: list[list[str]], cfg: SpaConfig = SpaConfig(),
-            seed_iterate: int | None = None, offset: int = 0, reward_judge=None, stage: str = "SPA") -> SpaRun:
-    """Algorithm 1 from the gold seed over the prompt sets; the gate is measured on round 1.
+@dataclass
+class SpaLoop:
+    """Algorithm 1 on a session, one step at a time (:meth:`sample`, :meth:`judge`,
+    :meth:`annotate`, :meth:`train`, :meth:`finish`), a round at a time (:meth:`step`) or a whole
+    run at a time (:meth:`run`); every way calls the same steps in the same order. ``names`` maps
+    the iteration t to its session iterate (0: the seed model); new iterates get fresh names."""
 
-    Iteration t >= 1 is the Session iterate ``offset + t``. With ``seed_iterate`` the seed DPO
-    model is that (already trained) iterate and is not trained again."""
-    names = {t: offset + t for t in range(1, len(prompt_sets) + 1)}
-    start = time.perf_counter()
-    if seed_iterate is None:
-        names[0] = offset
-        session.train(offset, plain(seed_rows), losses.dpo(cfg.beta), ref=SFT, init_from=None,
-                      epochs=cfg.seed_epochs, stage=f"{stage} seed")
-    else:
-        names[0] = seed_iterate
-    seed_eval = session.evaluate(names[0]).record
-    records, measured = [{"iteration": 0, "pairs": len(seed_rows), **seed_eval, "seconds": time.perf_counter() - start}], None
-    for t, prompts in enumerate(prompt_sets, start=1):
-        done = iteration(session, t, prompts, cfg, names, reward_judge, stage, seed_eval if t == 1 else None)
-        records.append(done.record)
-        measured = measured or done.gate
-    return SpaRun(records, measured)
+    session: Session
+    cfg: SpaConfig = field(default_factory=SpaConfig)
+    stage: str = "SPA"
+    reward_judge: object = None
+    names: dict = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)
+    gate: dict | None = None
+    seed_eval: dict | None = None
+
+    def start(self, seed_rows: list[dict], seed_iterate: int | None = None) -> dict:
+        """pi_0: DPO on the gold seed from pi_init, ``seed_epochs`` epochs (or an iterate already
+        trained so, shared with another run); its evaluation is round 0's record."""
+        started = time.perf_counter()
+        if seed_iterate is None:
+            self.names[0] = self.session.fresh()
+            self.session.train(self.names[0], plain(seed_rows), losses.dpo(self.cfg.beta), ref=SFT, init_from=None,
+                               epochs=self.cfg.seed_epochs, stage=f"{self.stage} seed")
+        else:
+            self.names[0] = seed_iterate
+        self.seed_eval = self.session.evaluate(self.names[0], label=f"{self.stage} round 0").record
+        self.rounds = [{"iteration": 0, "pairs": len(seed_rows), **self.seed_eval, "seconds": time.perf_counter() - started}]
+        return self.rounds[0]
+
+    def sample(self, t: int, prompts: list[str]) -> Annotated:
+        """Line 2: two answers of pi_{t-1} per prompt."""
+        return sample_pairs(self.session, t, prompts, self.names, f"{self.stage} round {t}")
+
+    def judge(self, t: int, pairs: Annotated) -> list[bool]:
+        """Lines 3-4: the configured judge's verdict on each pair (Eq. 7-8 for SPA)."""
+        return first_wins(self.session, pairs, t, self.cfg, self.names, self.reward_judge)
+
+    def annotate(self, t: int, pairs: Annotated, wins: list[bool]) -> tuple[list[dict], dict]:
+        """The labelled pairs (the winner as ``chosen``; ``id`` their index; ``wrong`` whether the
+        label disagrees with the gold judge, None for a gold tie) and the round's record so far:
+        data sizes and label quality. Round 1 also measures the gate."""
+        rows = ordered(pairs.rows, wins)
+        gaps = self.session.gold_gaps(rows)
+        decided = gaps != 0
+        record = {"iteration": t, "prompts": pairs.sampled, "pairs": len(rows),
+                  "identical_share": pairs.identical / pairs.sampled,
+                  "label_accuracy": float(np.mean(gaps[decided] > 0)) if decided.any() else float("nan"),
+                  "tie_share": float(1 - decided.mean())}
+        if t == 1 and self.seed_eval is not None:
+            eq7 = rows if self.cfg.judge == "implicit" and self.cfg.judge_reference == "init" else label(
+                self.session, pairs, t, SpaConfig(beta=self.cfg.beta), self.names)
+            self.gate = gate(self.seed_eval, self.session.label_quality(eq7)["label_accuracy"])
+        rows = [dict(r, id=i, wrong=None if g == 0 else bool(g < 0)) for i, (r, g) in enumerate(zip(plain(rows), gaps))]
+        return rows, record
+
+    def train(self, t: int, rows: list[dict]):
+        """Line 5: pi_t from pi_{t-1}, reference pi_{t-1}, one epoch of the round's loss (Eq. 10
+        with the noise flag of Eq. 11-12 for SPA). Returns the loss (with what its flag did) and
+        the training history."""
+        if t not in self.names:
+            self.names[t] = self.session.fresh()
+        objective = objective_for(self.cfg, t, self.session, rows, self.names)
+        history = self.session.train(self.names[t], rows, objective, ref=self.names[t - 1], init_from=self.names[t - 1],
+                                     stage=f"{self.stage} round {t}")
+        return objective, history
+
+    def finish(self, t: int, record: dict, objective, history, started: float) -> dict:
+        """The round's record completed with what the loss did and pi_t's evaluation."""
+        if isinstance(objective, DroRoundLoss):
+            record.update(dro_moved_share=objective.moved_shares, dro_weights=objective.weights)
+        if isinstance(objective, losses.SpaRefinedLoss):
+            record.update(objective.flags.summary())
+        where = f"{self.stage} round {t}"
+        record.update(noise_share=_last(history, "noise_share"), pairs_truncated=history.pairs_truncated,
+                      **self.session.evaluate(self.names[t], previous=self.names[t - 1], with_previous=True,
+                                              label=where).record,
+                      seconds=time.perf_counter() - started)
+        log.info("%s: %s", where, record)
+        self.rounds.append(record)
+        return record
+
+    def step(self, t: int, prompts: list[str]) -> Round:
+        """One round: sample, judge, annotate, train, finish."""
+        started = time.perf_counter()
+        pairs = self.sample(t, prompts)
+        wins = self.judge(t, pairs)
+        rows, record = self.annotate(t, pairs, wins)
+        objective, history = self.train(t, rows)
+        return Round(self.finish(t, record, objective, history, started), wins)
+
+    def run(self, prompt_sets: list[list[str]], first: int = 1) -> SpaRun:
+        """Rounds ``first``, ``first + 1``, ... on ``prompt_sets``; returns the run so far."""
+        for t, prompts in enumerate(prompt_sets, start=first):
+            self.step(t, prompts)
+        return self.result()
+
+    def result(self) -> SpaRun:
+        return SpaRun(list(self.rounds), self.gate)
+
+
+def run_spa(session: Session, seed_rows: list[dict], prompt_sets: list[list[str]], cfg: SpaConfig = SpaConfig(),
+            seed_iterate: int | None = None, reward_judge=None, stage: str = "SPA") -> tuple[SpaRun, SpaLoop]:
+    """Algorithm 1 from the gold seed over the prompt sets in one call (the gate measured on
+    round 1). With ``seed_iterate`` the seed DPO model is that (already trained) iterate. Returns
+    the run and its loop (whose ``names`` say which iterate each round trained)."""
+    loop = SpaLoop(session, cfg, stage, reward_judge)
+    loop.start(seed_rows, seed_iterate)
+    return loop.run(prompt_sets), loop
 
 
 def _last(history, key: str) -> float:

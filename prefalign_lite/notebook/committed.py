@@ -119,3 +119,33 @@ def compare_with_committed(stage: str, metrics: Mapping, tolerance: Mapping[str,
     if missing:
         raise KeyError(f"{stage}: no measured value for {missing}")
     return check_within_tolerance(measured, flatten(committed), tolerance)
+
+
+SPREAD_SDS = 4.0      # a committed number is matched within this many between-seed standard deviations
+SPREAD_FLOOR = 0.01   # ... and never tighter than this (numbers that barely vary across seeds)
+
+
+def seed_tolerances(stage: str, keys: list[str], run_dir: str | None = None) -> dict[str, float]:
+    """Per number, ``max(SPREAD_SDS * sd over the committed run's seeds, SPREAD_FLOOR)``: another CPU
+    (other kernels, another summation order) moves a trained model about as far as another seed
+    does, so the committed run's own spread is the yardstick of a regression."""
+    import statistics
+
+    runs = results.load_runs(run_dir)
+    if stage not in runs:
+        raise KeyError(f"stage {stage!r} is not in the committed run; it has {sorted(runs)}")
+    flat = [flatten(m) for m in runs[stage].values()]
+    out = {}
+    for key in keys:
+        values = [f[key] for f in flat if key in f]
+        if len(values) < 2:
+            raise KeyError(f"{stage}: {key!r} is in fewer than two committed seeds")
+        out[key] = max(SPREAD_SDS * statistics.stdev(values), SPREAD_FLOOR)
+    return out
+
+
+def check_against_seeds(stage: str, metrics: Mapping, keys: list[str], seed: int | None = None) -> bool:
+    """The check cell of a replication notebook: the numbers ``keys`` of this run against the
+    committed run's same seed, each within :func:`seed_tolerances` (when this run used the
+    committed run's parameters; otherwise nothing is compared, and it says so)."""
+    return compare_with_committed(stage, metrics, seed_tolerances(stage, keys), seed=seed)

@@ -2,7 +2,7 @@
 SPA / SeRA / Sr-DPO / DRO result is looked at (the pipeline runs them as a stage of their own,
 after the baselines and before every method). If a check fails, the world changes, never a method.
 
-Per seed (the baselines stage), on the held-out prompts:
+Per seed (the baselines stage), on the held-out prompts (docs/protocol.md, section 4):
 
 * ``perfect_share``: the share of the SFT model's answers the gold judge scores 1 (room to improve);
 * ``quality_gain``: gold score of the SFT model asked with the quality instruction, minus without
@@ -23,7 +23,7 @@ import numpy as np
 from ..core.files import write_json
 from ..core.stats import seed_interval
 from ..methods import judges
-from ..methods.experiments import Baselines
+from ..methods.experiments import Baselines, Checks
 from ..methods.session import SFT
 
 CHECKS = {  # name: (what, threshold, how the value passes)
@@ -36,7 +36,16 @@ CHECKS = {  # name: (what, threshold, how the value passes)
                                  lambda c: c["low"] > 0),
     "sft_judge_accuracy": ("SFT as LLM-as-judge on its own answer pairs, ties excluded", "in [0.55, 0.80]",
                            lambda c: 0.55 <= c["value"] <= 0.80),
+    "label_sensitivity": ("DPO on on-policy pairs, gold labels minus random labels, win rate", ">= +0.04, interval above 0",
+                          lambda c: c["value"] >= 0.04 and c["low"] > 0),
+    "offline_label_agreement": ("the off-policy set's labels against gold, ties excluded", "in [0.70, 0.85]",
+                                lambda c: 0.70 <= c["value"] <= 0.85),
+    "sr_dpo_precondition_ratio": ("after DPO's schedule: mean |Delta_pi| / mean |beta h| on the Sr-DPO pairs", ">= 0.25",
+                                  lambda c: c["value"] >= 0.25),
+    "sr_dpo_precondition_corr": ("after DPO's schedule: corr(Delta_pi, gold gap) on the Sr-DPO pairs", "interval above 0",
+                                 lambda c: c["low"] > 0),
 }
+SR_DPO_PRECONDITION = ("sr_dpo_precondition_ratio", "sr_dpo_precondition_corr")
 
 
 def sft_measurements(session, seed: int = 0) -> dict:
@@ -59,20 +68,32 @@ def sft_measurements(session, seed: int = 0) -> dict:
 
 
 def checks(per_seed: dict[int, dict]) -> list[dict]:
-    """The five checks from the baselines stage's metrics of every seed (``{seed: metrics}``)."""
+    """The checks from the baselines stage's metrics of every seed (``{seed: metrics}``); a check
+    whose measurement the run does not hold is left out."""
     if not per_seed:
         raise ValueError("fairness: the run holds no baseline stage for any seed")
     seeds = sorted(per_seed)
-    sft = [per_seed[s][Baselines.sft] for s in seeds]
-    all_gold = [per_seed[s][Baselines.all_gold]["win_rate"] for s in seeds]
-    seed_dpo = [per_seed[s][Baselines.seed_dpo]["win_rate"] for s in seeds]
+    runs = [per_seed[s] for s in seeds]
+    sft = [m[Baselines.sft] for m in runs]
+    all_gold = [m[Baselines.all_gold]["win_rate"] for m in runs]
+    seed_dpo = [m[Baselines.seed_dpo]["win_rate"] for m in runs]
     values = {"sft_perfect_share": [m["perfect_share"] for m in sft],
               "dpo_all_gold_vs_sft": [w - 0.5 for w in all_gold],
               "seed_dpo_below_all_gold": [a - b for a, b in zip(all_gold, seed_dpo)],
               "quality_instruction_gain": [m["quality_gain"] for m in sft],
               "sft_judge_accuracy": [m["judge_accuracy"] for m in sft]}
+    if all(Checks.label_sensitivity in m for m in runs):
+        values["label_sensitivity"] = [m[Checks.label_sensitivity]["difference"] for m in runs]
+    if all(Checks.offline_agreement in m for m in runs):
+        values["offline_label_agreement"] = [m[Checks.offline_agreement]["label_accuracy"] for m in runs]
+    if all(Checks.sr_precondition in m for m in runs):
+        room = [m[Checks.sr_precondition] for m in runs]
+        values["sr_dpo_precondition_ratio"] = [r["delta_abs_mean"] / r["beta_h_abs_mean"] for r in room]
+        values["sr_dpo_precondition_corr"] = [r["corr_delta_gold"] for r in room]
     out = []
     for name, (what, threshold, passes) in CHECKS.items():
+        if name not in values:
+            continue
         cell = seed_interval(values[name])
         entry = {"check": name, "value": cell.mean, "low": cell.low, "high": cell.high, "threshold": threshold, "what": what,
                  "seeds": len(seeds)}
@@ -134,3 +155,33 @@ def learning_rate_grid(lrs=LEARNING_RATES, seed: int = 0, n_prompts: int = 6000,
         grid.append({"learning_rate": lr, "win_rate": r["win_rate"], "win_low": r["win_low"], "win_high": r["win_high"],
                      "kl_init": r["kl_init"], "pairs": r["pairs"]})
     return {"seed": seed, "grid": grid, "kl_budget": KL_BUDGET, "chosen": choose_learning_rate(grid)}
+
+
+SR_LAMBDAS = (0.1, 0.3, 0.5, 1.0)   # Sr-DPO's grid (Yu et al., Sec. 4.1)
+
+
+def choose_sr_lambda(grid: list[dict]) -> float:
+    """The lambda of the grid with the highest validation win rate (the smaller one on a tie)."""
+    if not grid:
+        raise ValueError("Sr-DPO lambda grid: no entries")
+    return max(grid, key=lambda g: (g["win_rate"], -g["lam"]))["lam"]
+
+
+def sr_lambda_grid(lams=SR_LAMBDAS, seed: int = 0, n_offline: int = 3000, n_validation: int = 500, beta: float = 0.1) -> dict:
+    """How Sr-DPO's lambda was chosen (protocol §4): Sr-DPO at each lambda of the paper's grid on
+    the offline set, its win rate against SFT on ``n_validation`` validation prompts drawn from the
+    training pool after the offline set's (never the evaluation prompts), one seed."""
+    from ..methods import splits, sr_dpo
+    from ..methods.session import Session, SessionConfig
+    from ..settings import EmbeddedSetting
+
+    session = Session(EmbeddedSetting(), config=SessionConfig(seed=seed, n_eval=n_validation, n_train=n_offline + n_validation))
+    offline = splits.offline_set(session, n_offline)
+    session.use_prompts([r["prompt"] for r in session.pool.train[n_offline:n_offline + n_validation]])
+    grid = []
+    for lam in lams:
+        record = sr_dpo.sr_dpo(session, offline, beta, lam, stage=f"Sr-DPO, lambda {lam}").record
+        grid.append({"lam": lam, "win_rate": record["win_rate"], "win_low": record["win_low"],
+                     "win_high": record["win_high"], "kl_init": record["kl_init"]})
+    return {"seed": seed, "validation_prompts": n_validation, "offline_pairs": len(offline), "grid": grid,
+            "chosen": choose_sr_lambda(grid)}

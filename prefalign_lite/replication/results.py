@@ -11,7 +11,7 @@ import math
 from importlib import resources
 from pathlib import Path
 
-from ..core.files import write_json
+from ..core.files import building, write_json
 
 PACKAGED_RUN = "toy_results"  # the committed 5-seed toy run, package data of prefalign_lite
 
@@ -24,6 +24,34 @@ def save_metrics(out_dir: str | Path | None, metrics: dict) -> Path | None:
     return write_json(Path(out_dir) / "metrics.json", metrics, sort_keys=True, allow_nan=False, default=_plain)
 
 
+PROMPT_SCORES = "prompt_scores.json.gz"
+
+
+def save_prompt_scores(out_dir: str | Path | None, prompts: list[str], scores: dict[str, list[float]]) -> Path | None:
+    """Write every evaluated model's gold score per prompt (``{label: [score per prompt]}``, in the
+    order of ``prompts``) to ``out_dir/prompt_scores.json.gz``, gzipped JSON written whole: what
+    paired prompt-level analyses and variance components are computed from."""
+    import gzip
+
+    if not out_dir:
+        return None
+    for label, values in scores.items():
+        if len(values) != len(prompts):
+            raise ValueError(f"prompt scores of {label!r}: {len(values)} scores for {len(prompts)} prompts")
+    payload = json.dumps({"prompts": prompts, "scores": scores}, sort_keys=True, allow_nan=False).encode()
+    path = Path(out_dir) / PROMPT_SCORES
+    with building(path) as scratch:
+        scratch.write_bytes(gzip.compress(payload, mtime=0))
+    return path
+
+
+def load_prompt_scores(path: str | Path) -> dict:
+    """``{"prompts": [...], "scores": {label: [...]}}`` from a ``prompt_scores.json.gz``."""
+    import gzip
+
+    return json.loads(gzip.decompress(Path(path).read_bytes()))
+
+
 def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
     """``{stage: {seed: metrics}}`` from ``root/seed<k>/<stage>/metrics.json``.
 
@@ -31,7 +59,10 @@ def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
     (``prefalign_lite/toy_results``, package data), through :mod:`importlib.resources`, so it works
     from an installed wheel where no repository is at hand (Colab)."""
     if root is None or str(root) == "":
-        return _load_packaged_runs()
+        runs = load_packaged_runs(PACKAGED_RUN)
+        if not runs:
+            raise FileNotFoundError(f"the packaged toy run {PACKAGED_RUN!r} is missing from the installed package")
+        return runs
     runs: dict[str, dict[int, dict]] = {}
     for path in sorted(Path(root).glob("seed*/*/metrics.json")):
         seed = int(path.parent.parent.name.removeprefix("seed"))
@@ -39,12 +70,13 @@ def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
     return runs
 
 
-def _load_packaged_runs() -> dict[str, dict[int, dict]]:
-    """The packaged toy run, walked as ``importlib.resources`` traversables (a plain folder in an
-    installed wheel or a checkout, or a zip archive)."""
-    top = resources.files("prefalign_lite") / PACKAGED_RUN
+def load_packaged_runs(folder: str) -> dict[str, dict[int, dict]]:
+    """A run that ships inside the package (``prefalign_lite/<folder>``), walked as
+    ``importlib.resources`` traversables (a plain folder in an installed wheel or a checkout, or a
+    zip archive); ``{}`` when the package has no such folder."""
+    top = resources.files("prefalign_lite") / folder
     if not top.is_dir():
-        raise FileNotFoundError(f"the packaged toy run {PACKAGED_RUN!r} is missing from the installed package")
+        return {}
     runs: dict[str, dict[int, dict]] = {}
     for seed_dir in sorted(top.iterdir(), key=lambda t: t.name):
         if not (seed_dir.is_dir() and seed_dir.name.startswith("seed")):

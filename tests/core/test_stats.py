@@ -102,3 +102,12 @@ def test_holm_is_the_step_down_adjustment():
     assert stats.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx([0.03, 0.06, 0.06, math.nan], nan_ok=True)
     assert stats.paired_p([0.1, 0.1, 0.1]) == pytest.approx(0.0, abs=1e-12) and stats.paired_p([0.0, 0.0]) == 1.0
     assert stats.paired_p([0.1, 0.2, 0.15, 0.12, 0.18]) == pytest.approx(0.00124, abs=1e-5)   # t = 8.1, 4 df
+
+
+def test_tost_and_the_minimum_detectable_effect():
+    close = [0.001, -0.002, 0.0, 0.002, -0.001, 0.001]
+    assert stats.tost_p(close, 0.02) < 0.001 and stats.tost_p(close, 0.0) == 1.0
+    assert stats.tost_p([0.05, 0.06, 0.055, 0.05], 0.02) > 0.99
+    assert math.isnan(stats.tost_p([0.1], 0.02))
+    # (t_{0.975, 19} + t_{0.8, 19}) * sd / sqrt(20)
+    assert stats.minimum_detectable_effect(0.01, 20) == pytest.approx((2.0930240544 + 0.8609506) * 0.01 / 20 ** 0.5, rel=1e-6)

@@ -36,20 +36,50 @@ def test_spa_split_seeds_are_nested_and_rounds_fixed(session):
 def test_spa_runs_end_to_end_and_records_the_gate(session):
     data = splits.spa_data(session, N_PROMPTS, 0.1)
     sets = [s[:32] for s in data.prompt_sets[:2]]
-    run = spa.run_spa(session, data.seed_rows, sets, spa.SpaConfig(seed_epochs=1), stage="test SPA")
+    run, loop = spa.run_spa(session, data.seed_rows, sets, spa.SpaConfig(seed_epochs=1), stage="test SPA")
     records = run.rounds
     assert [r["iteration"] for r in records] == [0, 1, 2]
     assert all(0 <= r["win_rate"] <= 1 and r["kl_init"] > -0.05 for r in records)
     assert records[1]["pairs"] + round(records[1]["identical_share"] * 32) == 32
-    assert set(run.gate) == {"seed_beats_sft", "seed_win_low", "eq7_accuracy", "passed"}
+    assert set(run.gate) == {"seed_beats_sft", "seed_win_low", "seed_win_rate", "eq7_accuracy", "passed"}
     assert all("gate" not in r for r in records) and "kl_previous" in records[2]
     assert run.to_json() == {"rounds": records, "gate": run.gate}
-    # a variant shares the seed iterate and switches its judge
-    llm = spa.run_spa(session, data.seed_rows, sets[:1], dataclasses.replace(spa.SpaConfig(), judge="llm", loss="dpo"),
-                      seed_iterate=0, offset=10, stage="test SPA llm")
-    assert llm.rounds[0]["win_rate"] == records[0]["win_rate"] and {"iter1", "iter11"} <= set(session.iterates.names)
-    h2h = head_to_head(session.evaluate(11), session.evaluate(1))
+    assert {"flag_precision", "wrong_share", "flag_overlap"} <= set(records[1])   # the noise flag's diagnostics
+    # a variant shares the seed iterate and switches its judge; its iterates get fresh names
+    llm, llm_loop = spa.run_spa(session, data.seed_rows, sets[:1], dataclasses.replace(spa.SpaConfig(), judge="llm", loss="dpo"),
+                                seed_iterate=loop.names[0], stage="test SPA llm")
+    assert llm_loop.names[0] == loop.names[0] and llm_loop.names[1] not in loop.names.values()
+    # the same model evaluated under the same label draws the same answers; under another label, its own stream
+    assert session.evaluate(loop.names[0], label="test SPA round 0").record["win_rate"] == records[0]["win_rate"]
+    assert session.answers(loop.names[0], label="a") != session.answers(loop.names[0], label="b")
+    h2h = head_to_head(session.evaluate(llm_loop.names[1]), session.evaluate(loop.names[1]))
     assert h2h["win"] + h2h["tie"] + h2h["lose"] == pytest.approx(1.0)
+
+
+def test_the_loop_run_step_by_step_equals_the_one_call(session):
+    """The notebooks unroll a round with the loop's steps; the one call must do exactly that."""
+    data = splits.spa_data(session, N_PROMPTS, 0.1)
+    sets = [s[:16] for s in data.prompt_sets[:2]]
+    cfg = spa.SpaConfig(seed_epochs=1)
+    whole, whole_loop = spa.run_spa(session, data.seed_rows, sets, cfg, stage="whole")
+    steps = spa.SpaLoop(session, cfg, stage="whole", names={0: whole_loop.names[0], 1: whole_loop.names[1],
+                                                           2: whole_loop.names[2]})
+    steps.start(data.seed_rows, seed_iterate=whole_loop.names[0])
+    pairs = steps.sample(1, sets[0])
+    rows, record = steps.annotate(1, pairs, steps.judge(1, pairs))
+    objective, history = steps.train(1, rows)
+    steps.finish(1, record, objective, history, 0.0)
+    by_steps = steps.run(sets[1:], first=2)
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert [strip(r) for r in by_steps.rounds] == [strip(r) for r in whole.rounds] and by_steps.gate == whole.gate
+
+
+def test_random_labels_are_a_fair_coin(session):
+    data = splits.spa_data(session, N_PROMPTS, 0.1)
+    loop = spa.SpaLoop(session, spa.SpaConfig(judge="random", loss="dpo", seed_epochs=1), stage="coin")
+    loop.start(data.seed_rows)
+    wins = loop.judge(1, loop.sample(1, data.prompt_sets[0][:40]))
+    assert 0.25 < sum(wins) / len(wins) < 0.75 and wins == loop.judge(1, loop.sample(1, data.prompt_sets[0][:40]))
 
 
 def test_a_round_whose_samples_are_all_identical_stops_naming_the_stage(session):
@@ -75,14 +105,17 @@ def test_offline_methods_on_flipped_labels(session):
     clean, flipped = splits.offline_set(session, 48), splits.offline_set(session, 48, flip_rate=0.25)
     assert [r["prompt"] for r in clean] == [r["prompt"] for r in flipped]
     assert 0 < sum(a["chosen"] != b["chosen"] for a, b in zip(clean, flipped)) < len(clean)
-    record = baselines.dpo_baseline(session, clean, name=30)
+    record = baselines.dpo_baseline(session, clean)
     assert {"win_rate", "win_low", "gold", "length", "lc_win_rate", "kl_init", "pairs"} <= set(record)
-    records = sera.run_sera(session, flipped, sera.SeraConfig(iterations=2), offset=40)
+    run = sera.run_sera(session, flipped, sera.SeraConfig(iterations=2))
+    records = run.records
     assert [r["iteration"] for r in records] == [1, 2] and records[1]["offline_pairs"] == round(0.7 * len(flipped))
     assert records[1]["bootstrapped_pairs"] > 0
-    assert 0 <= sera.reward_r2(session, 41, flipped)["length"] <= 1
-    for done in (sr_dpo.sr_dpo(session, flipped, name=50), sr_dpo.sr_dpo(session, flipped, naive=True, name=51),
-                 sr_dpo.dro_dpo(session, flipped, name=52)):
+    assert 0 <= sera.reward_r2(session, run.names[1], flipped)["length"] <= 1
+    coin = sera.run_sera(session, flipped, sera.SeraConfig(iterations=2, random_labels=True), shared_first=run.names[1])
+    assert coin.records[1]["offline_pairs"] == records[1]["offline_pairs"] and coin.records[1]["bootstrapped_pairs"] > 0
+    for done in (sr_dpo.sr_dpo(session, flipped), sr_dpo.sr_dpo(session, flipped, naive=True),
+                 sr_dpo.dro_dpo(session, flipped)):
         assert 0 <= done.record["win_rate"] <= 1 and done.record["pairs"] == len(flipped)
         assert done.evaluation.scores.shape == (len(session.eval_prompts),)
 
@@ -106,6 +139,7 @@ def test_both_kls_of_an_evaluation_come_from_one_sample(session):
     rows = splits.spa_data(session, N_PROMPTS).seed_rows
     session.train(70, rows, losses.dpo(0.1), ref=SFT, init_from=None, stage="kl test 70")
     session.train(71, rows, losses.dpo(0.1), ref=70, init_from=70, stage="kl test 71")
+    assert session.fresh() not in (70, 71)
     record = session.evaluate(71, previous=70, with_previous=True).record
     assert record["kl_init"] == session.kl(71, SFT) and record["kl_previous"] == session.kl(71, 70)
     assert record["kl_previous"] != record["kl_init"]
