@@ -18,6 +18,8 @@ line it comes from:**
   ``36%``, ``x208``. It matches a number on such a line that *rounds* to it at the quote's own
   precision: ``0.99`` quotes a printed ``0.988``; ``36%`` quotes a printed ``0.359`` or ``35.9%``;
   a leading ``x`` or ``+`` is only text.
+- Any number on a named line supports the quote, so pick words that single out the line, and on a
+  line that prints several numbers (a table row) know that the check cannot tell its columns apart.
 - Rendered, the span is invisible (Jupyter, Colab and GitHub show plain text), so the reader sees
   ``recall 0.354``; the source says where it comes from.
 - Numbers that quote no output (equation numbers, parameters, constants such as log 2 ≈ 0.693)
