@@ -1,6 +1,8 @@
 """Every notebook keeps the kit's conventions, and papermill can set its parameters; the derivation
-notebooks 00-05 and 10 teach (summary, graded exercises with hidden solutions, what to try next) and show
-only figures that read on their own. (About 5 s, most of it the papermill run.)"""
+notebooks 00-05 and 10 teach (summary, graded exercises with hidden solutions, what to try next), show
+only figures that read on their own, and check every trained number within a tolerance at the defaults
+their committed outputs were made with. (About 5 s, most of it the papermill run.)"""
+import ast
 import json
 import re
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-from prefalign_lite.notebook import plots  # noqa: E402
+from prefalign_lite.notebook import links, plots  # noqa: E402
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -59,9 +61,14 @@ def _cells(path):
     return [(c, "".join(c["source"])) for c in json.loads(path.read_text())["cells"]]
 
 
+RELEASE = links.read_release(FOLDER.parent)
+AT_RELEASE = f"{RELEASE.repository}/blob/{RELEASE.tag}/"
+
+
 def _markdown_links(path):
-    return [link for c, text in _cells(path) if c["cell_type"] == "markdown"
-            for link in re.findall(r"\]\(([^)\s]+)\)", text) if not link.startswith("http")]
+    """The files of the checkout that a notebook's markdown links to (at the release tag), relative to notebooks/."""
+    return [link[len(AT_RELEASE):].removeprefix("notebooks/") for c, text in _cells(path) if c["cell_type"] == "markdown"
+            for link in re.findall(r"\]\(([^)\s]+)\)", text) if link.startswith(AT_RELEASE)]
 
 
 @pytest.mark.parametrize("path", DERIVATIONS, ids=lambda p: p.name)
@@ -74,13 +81,16 @@ def test_each_derivation_notebook_teaches(path):
     numbered = re.findall(r"^\d+\. \*\*\((warm-up|easy|medium|harder|derivation|harder, open)\)\*\*", exercises, re.M)
     assert 3 <= len(numbered) <= 5, f"3-5 exercises of graded difficulty, found {len(numbered)}"
     assert numbered[0] == "warm-up"
-    solutions = [c for c, text in cells if c["cell_type"] == "code" and text.startswith("#@title Solution")]
+    solutions = [i for i, (c, text) in enumerate(cells) if c["cell_type"] == "code" and text.startswith("#@title Solution")]
     assert len(solutions) == len(numbered), "one solution cell per exercise"
-    for c in solutions:
+    for i in solutions:
+        c = cells[i][0]
         assert c["metadata"].get("jupyter", {}).get("source_hidden") is True, "solutions are collapsed"
-        assert c.get("outputs"), "a solution runs and prints something nbval checks"
+        assert c.get("outputs"), "a solution runs and prints something"
+        if _ignored(c):  # trained numbers: the hidden cell after it checks them, and nbval compares its verdict
+            assert cells[i + 1][0]["metadata"].get("jupyter", {}).get("source_hidden") is True
     last = cells[-1][1]
-    assert last.startswith("## What to try next") and f"]({NEXT[path.name[:2]]})" in last
+    assert last.startswith("## What to try next") and f"/notebooks/{NEXT[path.name[:2]]})" in last
     assert "NOTATION.md" in "".join(markdown), "links to the notation page"
 
 
@@ -91,6 +101,41 @@ def test_derivation_notebooks_use_the_kit_style_and_checked_figures(path):
     assert "plt.show()" not in code, "figures are shown with plots.show, which checks their labels"
     printed = "".join("".join(o.get("text", "")) for c, _ in _cells(path) for o in c.get("outputs", []))
     assert not re.search(r"\d\.\de[-+]\d\d", printed), "machine-epsilon values are printed as verdicts, not digits"
+
+
+def _ignored(cell):
+    return "nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
+
+
+@pytest.mark.parametrize("path", DERIVATIONS, ids=lambda p: p.name)
+def test_every_unchecked_output_is_checked_within_a_tolerance_in_the_next_cell(path):
+    cells = _cells(path)
+    ignored = [i for i, (c, _) in enumerate(cells) if _ignored(c)]
+    if path.name[:2] != "00":
+        assert ignored, "trained numbers are printed in cells nbval does not compare"
+    for i in ignored:
+        after, text = cells[i + 1]
+        assert after["cell_type"] == "code" and not _ignored(after), f"cell {i}: the next cell must be a compared code cell"
+        assert re.search(r"\boutputs\.check\(", text), f"cell {i}: the next cell must check its numbers (outputs.check)"
+        printed = "".join("".join(o.get("text", "")) for o in after.get("outputs", []))
+        assert "numbers within tolerance of the committed outputs: True" in printed, f"cell {i + 1} printed {printed!r}"
+
+
+@pytest.mark.parametrize("path", DERIVATIONS, ids=lambda p: p.name)
+def test_the_committed_outputs_were_made_with_the_parameters_cell_defaults(path):
+    defaults = {name: ast.literal_eval(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
+    calls = [node for c, text in _cells(path) if c["cell_type"] == "code" and "CommittedOutputs(" in text
+             for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Call)
+             and getattr(node.func, "attr", getattr(node.func, "id", None)) == "CommittedOutputs"]
+    if path.name[:2] == "00":
+        assert not calls, "notebook 00 prints exact mathematics only"
+        return
+    (call,) = calls
+    arguments = {k.arg: k.value for k in call.keywords}
+    made_with = {k.arg: ast.literal_eval(k.value) for k in arguments["made_with"].keywords}
+    running_with = {k.arg: k.value.id for k in arguments["running_with"].keywords}
+    assert made_with == defaults, "made_with must be the parameters cell's defaults"
+    assert running_with == {name: name for name in defaults}, "running_with passes every parameter by its own name"
 
 
 def test_links_between_notebooks_resolve_and_the_map_covers_every_notebook():

@@ -13,6 +13,13 @@ no reason. The convention:
    raises ``AssertionError`` naming every number that is off (its value, the committed value and
    the tolerance), so a real regression fails the notebook with a readable message.
 
+The sandbox notebooks 01-05 and notebook 10 have no committed run to read: their committed values are
+the numbers of their own committed outputs, written into the check cell, and they hold only for the
+parameters those outputs were made with. :class:`CommittedOutputs` carries both: built once in the
+notebook's import cell from the parameters cell's defaults and the values in use, its
+:meth:`~CommittedOutputs.check` compares at the defaults and says that nothing was compared when a
+parameter was changed (``papermill -p beta 1.0``), instead of failing a run that was never committed.
+
 Deterministic mathematics (the derivations on the sandbox) needs none of this: print a verdict instead of a
 machine-epsilon number (``max |autograd - analytic| < 1e-12: True``) and let nbval compare it.
 """
@@ -22,6 +29,7 @@ import logging
 import math
 import numbers
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..replication import results
 
@@ -149,3 +157,35 @@ def check_against_seeds(stage: str, metrics: Mapping, keys: list[str], seed: int
     committed run's same seed, each within :func:`seed_tolerances` (when this run used the
     committed run's parameters; otherwise nothing is compared, and it says so)."""
     return compare_with_committed(stage, metrics, seed_tolerances(stage, keys), seed=seed)
+
+
+@dataclass(frozen=True)
+class CommittedOutputs:
+    """The parameters a notebook's committed outputs were made with (``made_with``: its parameters
+    cell's defaults, a test holds them equal) and the ones this run uses (``running_with``, the same
+    names), so that :meth:`check` compares trained and sampled numbers only where the committed
+    values apply."""
+
+    made_with: Mapping
+    running_with: Mapping
+
+    def __post_init__(self):
+        if set(self.made_with) != set(self.running_with):
+            raise ValueError(f"made_with and running_with must name the same parameters; only in made_with: "
+                             f"{sorted(set(self.made_with) - set(self.running_with))}, only in running_with: "
+                             f"{sorted(set(self.running_with) - set(self.made_with))}")
+
+    @property
+    def changed(self) -> list[str]:
+        """The parameters whose value differs from the committed outputs', sorted."""
+        return sorted(name for name in self.made_with if self.running_with[name] != self.made_with[name])
+
+    def check(self, measured: Mapping[str, float], committed: Mapping[str, float],
+              tolerance: float | Mapping[str, float]) -> None:
+        """:func:`check_within_tolerance` against the committed outputs when every parameter has its
+        committed value; otherwise print which parameters changed and that nothing was compared.
+        Returns nothing, so a check as a cell's last line displays only its one printed line."""
+        if self.changed:
+            print(f"parameters {', '.join(self.changed)} differ from the committed outputs: nothing compared")
+            return
+        check_within_tolerance(measured, committed, tolerance, against="the committed outputs")

@@ -77,3 +77,27 @@ def test_the_packaged_toy_run_is_what_load_runs_reads_by_default(tmp_path):
     (tmp_path / "seed3" / "11_dpo_baselines").mkdir(parents=True)
     (tmp_path / "seed3" / "11_dpo_baselines" / "metrics.json").write_text(json.dumps({"win": 0.5}))
     assert results.load_runs(tmp_path) == {"11_dpo_baselines": {3: {"win": 0.5}}}
+
+
+DEFAULTS = {"beta": 0.1, "steps": 300}
+
+
+def test_committed_outputs_compare_at_the_defaults_they_were_made_with(capsys):
+    outputs = checks.CommittedOutputs(made_with=DEFAULTS, running_with={"beta": 0.1, "steps": 300})
+    assert outputs.changed == []
+    assert outputs.check({"recall": 0.352}, {"recall": 0.354}, 0.01) is None
+    assert capsys.readouterr().out == "1 numbers within tolerance of the committed outputs: True\n"
+    with pytest.raises(AssertionError, match=r"recall: measured 0.4, committed 0.354, allowed ±0.01"):
+        outputs.check({"recall": 0.4}, {"recall": 0.354}, 0.01)
+
+
+def test_committed_outputs_compare_nothing_when_a_parameter_changed(capsys):
+    outputs = checks.CommittedOutputs(made_with=DEFAULTS, running_with={"beta": 1.0, "steps": 50})
+    assert outputs.changed == ["beta", "steps"]
+    outputs.check({"recall": 0.9}, {"recall": 0.354}, 0.01)  # far off, yet not a failure: never committed
+    assert capsys.readouterr().out == "parameters beta, steps differ from the committed outputs: nothing compared\n"
+
+
+def test_committed_outputs_need_the_same_parameter_names():
+    with pytest.raises(ValueError, match=r"only in made_with: \['steps'\], only in running_with: \['lr'\]"):
+        checks.CommittedOutputs(made_with=DEFAULTS, running_with={"beta": 0.1, "lr": 0.05})

@@ -42,15 +42,42 @@ def test_the_release_comes_from_pyproject_and_the_package_version():
 def test_badges_and_install_cell_pin_the_release_tag():
     release = links.read_release(ROOT)
     for path in links.notebooks_of(ROOT):
-        cells = json.loads(path.read_text())["cells"]
+        nb = json.loads(path.read_text())
+        cells = nb["cells"]
         title, install = "".join(cells[0]["source"]), "".join(cells[1]["source"])
         badge = f"https://colab.research.google.com/github/prefalign-lite/prefalign-lite/blob/{release.tag}/notebooks/{path.name}"
         binder = f"https://mybinder.org/v2/gh/prefalign-lite/prefalign-lite/{release.tag}?labpath=notebooks%2F{path.name}"
         assert badge in title and binder in title, path.name
         assert "/blob/main/" not in title
-        assert install == links.install_cell_source(release)
-        assert f'git+https://github.com/prefalign-lite/prefalign-lite@{release.tag}"' in install
+        assert install == links.install_cell_source(release, links.notebook_extras(nb))
+        assert f' @ git+https://github.com/prefalign-lite/prefalign-lite@{release.tag}"' in install
         assert install.count("%pip") == 1 and 'if "google.colab" in sys.modules:' in install
+
+
+def test_the_install_cell_adds_only_the_extras_a_notebook_needs():
+    extras = {path.name[:2]: links.notebook_extras(json.loads(path.read_text())) for path in links.notebooks_of(ROOT)}
+    assert {n for n, e in extras.items() if e} == {"11", "13", "14", "15", "16", "17"}, extras
+    assert all(e == ("gpu",) for e in extras.values() if e)
+    release = links.read_release(ROOT)
+    base, gpu = links.install_cell_source(release), links.install_cell_source(release, ("gpu",))
+    assert '%pip install -q "prefalign-lite @ git+' in base and "[" not in base.split("%pip")[1]
+    assert '%pip install -q "prefalign-lite[gpu] @ git+https://github.com/prefalign-lite/prefalign-lite@v' in gpu
+    assert "bitsandbytes" in gpu and "papermill" not in base + gpu and "jupyter" not in base + gpu
+
+
+def test_links_in_markdown_point_at_github_at_the_release_tag():
+    release = links.read_release(ROOT)
+    prefix = f"{release.repository}/blob/{release.tag}/"
+    for path in links.notebooks_of(ROOT):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            for target in links.MARKDOWN_LINK.findall("".join(cell["source"])):
+                if "github.com/prefalign-lite" in target:
+                    assert target.startswith(prefix), f"{path.name}: {target}"
+                    assert (ROOT / target[len(prefix):].split("#")[0]).exists(), f"{path.name} links to missing {target}"
+                else:
+                    assert target.startswith("https://"), f"{path.name}: relative link {target} breaks on Colab"
 
 
 def _fake_checkout(tmp_path, version="9.9.9", repo="https://github.com/someone/elsewhere"):
@@ -60,8 +87,8 @@ def _fake_checkout(tmp_path, version="9.9.9", repo="https://github.com/someone/e
     (tmp_path / "pyproject.toml").write_text(
         f'[project]\nname = "pkg-x"\ndynamic = ["version"]\n[project.urls]\nRepository = "{repo}"\n'
         '[tool.setuptools.dynamic]\nversion = { attr = "pkg.__version__" }\n')
-    for name in ("00_quickstart.ipynb", "20_replication_report.ipynb"):
-        shutil.copy(ROOT / "notebooks" / name, tmp_path / "notebooks" / name)
+    for path in [*links.notebooks_of(ROOT), ROOT / "notebooks" / "NOTATION.md"]:
+        shutil.copy(path, tmp_path / "notebooks" / path.name)
     return tmp_path
 
 
@@ -87,6 +114,42 @@ def test_rewrite_touches_only_the_links_line_and_the_install_cell(tmp_path):
     assert after_text.endswith("\n") == before_text.endswith("\n")
     # a second run changes nothing
     assert links.sync(root) == [] and path.read_text() == after_text
+
+
+def test_links_move_to_the_new_release_and_relative_links_become_absolute(tmp_path):
+    root = _fake_checkout(tmp_path)
+    path = root / "notebooks" / "01_bradley_terry_and_dpo.ipynb"
+    nb = json.loads(path.read_text())
+    last = nb["cells"][-1]
+    old = "".join(last["source"])
+    last["source"] = ["See [02](02_spa_self_refinement.ipynb#summary), [the page](./NOTATION.md), [the audit](../docs/audit.md),\n",
+                      "[a paper](https://arxiv.org/abs/2305.18290), [above](#what-to-try-next) and\n",
+                      "[an old one](https://github.com/prefalign-lite/prefalign-lite/blob/v0.1.0/notebooks/03_sera_margins.ipynb)."]
+    (root / "docs").mkdir()
+    (root / "docs" / "audit.md").write_text("audit")
+    path.write_text(json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+    links.sync(root)
+    text = "".join(json.loads(path.read_text())["cells"][-1]["source"])
+    at = "https://github.com/someone/elsewhere/blob/v9.9.9/"
+    assert text == (f"See [02]({at}notebooks/02_spa_self_refinement.ipynb#summary), [the page]({at}notebooks/NOTATION.md), "
+                    f"[the audit]({at}docs/audit.md),\n[a paper](https://arxiv.org/abs/2305.18290), [above](#what-to-try-next) and\n"
+                    "[an old one](https://github.com/prefalign-lite/prefalign-lite/blob/v0.1.0/notebooks/03_sera_margins.ipynb).")
+    assert old != text and links.sync(root, check=True) == []
+
+
+def test_a_link_to_a_missing_file_is_refused_with_the_notebook_and_the_target(tmp_path):
+    root = _fake_checkout(tmp_path)
+    path = root / "notebooks" / "02_spa_self_refinement.ipynb"
+    nb = json.loads(path.read_text())
+    nb["cells"][-1]["source"] = ["Next: [99](99_nothing.ipynb)"]
+    path.write_text(json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+    with pytest.raises(ValueError, match=r"02_spa_self_refinement.ipynb: link '99_nothing.ipynb' points at "
+                                         r"notebooks/99_nothing.ipynb, which does not exist"):
+        links.sync(root, check=True)
+    nb["cells"][-1]["source"] = ["Up: [far](../../outside.md)"]
+    path.write_text(json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+    with pytest.raises(ValueError, match="points outside the repository"):
+        links.sync(root, check=True)
 
 
 def test_a_title_without_badges_gets_the_links_line_under_the_heading(tmp_path):
