@@ -29,7 +29,7 @@ class GoldJudge:
 class EmbeddedSetting(Setting):
     """The kit's world. Its dataset is :func:`world.ultrafeedback_rows`, labelled by ``rater``."""
 
-    rater: world.Annotator = field(default_factory=lambda: world.Annotator(temperature=0.1, length_bias=0.2))
+    rater: world.Annotator = field(default_factory=lambda: world.Annotator(temperature=0.5, length_bias=0.2))
     name: str = "embedded world"
     quality_prompt: str = world.QUALITY_WORD
     max_length: int = 64

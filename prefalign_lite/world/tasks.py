@@ -13,8 +13,15 @@ The gold reward is in [0, 1] with partial credit: for list answers, the share of
 (over the longer of answer and target, so padding an answer costs); for numbers, 1 minus a quarter
 per unit of error. Anything that does not parse as an answer of the right kind scores 0.
 
-The world teaches its tiny model, through the SFT demonstrations, the two skills the papers take
-for granted in a real SFT model:
+Half of the plain demonstrations come from a **habitual demonstrator** whose answers are right but
+for one systematic flaw (a list repeats its last item, a number is one too high; :func:`habit`), the
+rest from demonstrators that make random edits. The SFT model's most likely answer therefore carries
+the flaw, as a real SFT model carries the habits of its data (verbosity, say): sampling it more
+sharply does not remove the flaw, preferences do. The raters prefer longer answers a little, so the
+world's preference data is wrong in that direction more often than at random.
+
+The world also teaches its tiny model, through the SFT demonstrations, the two skills the papers
+take for granted in a real SFT model:
 
 * a **quality instruction**: a prompt prefixed with ``best`` is demonstrated by cleaner
   demonstrators, so "best sort 3 1 2" draws better answers than "sort 3 1 2" (Sr-DPO's prompt p);
@@ -35,9 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["LETTERS", "NUMBERS", "FAMILIES", "QUALITY_WORD", "CHECK_WORD", "GOOD", "BAD", "VOCAB", "MIN_ITEMS",
-           "MAX_ITEMS", "DEMO_NOISE", "QUALITY_NOISE", "QUALITY_SHARE", "CHECK_SHARE", "CHECK_FLIP",
+           "MAX_ITEMS", "DEMO_NOISE", "HABIT_SHARE", "QUALITY_NOISE", "QUALITY_SHARE", "CHECK_SHARE", "CHECK_FLIP",
            "GENERATOR_NOISE", "HELD_OUT_SHARE", "Task", "make_task", "task_of", "make_tasks", "is_held_out",
-           "distinct_tasks", "parses", "gold_reward", "gold_rewards", "corrupt", "Annotator", "sft_demonstrations",
+           "distinct_tasks", "parses", "gold_reward", "gold_rewards", "corrupt", "habit", "Annotator", "sft_demonstrations",
            "quality_prompt", "check_prompt", "check_completion", "ultrafeedback_rows", "preference_rows"]
 
 LETTERS = list("abcdefgh")
@@ -50,11 +57,13 @@ MIN_ITEMS, MAX_ITEMS = 3, 7
 
 # Demonstrators: the edit rate of each demonstration is drawn from these.
 DEMO_NOISE = (0.0, 0.35, 0.6, 0.85)   # plain prompts
+HABIT_SHARE = 0.5                      # share of plain demonstrations written by the habitual demonstrator
 QUALITY_NOISE = (0.0, 0.0, 0.1)        # prompts asking for the best answer
 QUALITY_SHARE = 0.2                    # share of demonstrations with the quality instruction
 CHECK_SHARE = 0.3                      # share of demonstrations of the judging skill
 CHECK_FLIP = 0.15                      # share of wrong verdicts among them
-# The four "other models" whose answers make up the world's UltraFeedback (edit rates).
+# The four "other models" whose answers make up the world's UltraFeedback: edit rates, and one
+# model (None) that answers with the habit.
 GENERATOR_NOISE = (0.0, 0.15, 0.35, 0.7)
 HELD_OUT_SHARE = 8                     # 1 prompt in 8 (by hash) is reserved for evaluation
 
@@ -212,6 +221,30 @@ def corrupt(task: Task, noise: float, rng: random.Random) -> str:
     return _j(tokens)
 
 
+def habit(task: Task) -> str:
+    """The habitual demonstrator's answer: right but for one systematic flaw, the same every time —
+    a list repeats its last item twice more (a longer, worse answer), a number is two too high.
+    Half of the plain demonstrations are written this way, so the SFT model's most likely answer
+    carries the flaw: sampling it more sharply cannot remove it, only preferences can."""
+    if task.family in ("count", "add"):
+        return str(min(40, int(task.answer) + 2))
+    tokens = task.answer.split()
+    return _j(tokens + tokens[-1:] * 2)
+
+
+def plain_demonstration(task: Task, rng: random.Random) -> str:
+    """An answer to a plain prompt as the SFT data has it: the habit (a ``HABIT_SHARE`` of the
+    time), else the right answer edited at a rate drawn from ``DEMO_NOISE``."""
+    if rng.random() < HABIT_SHARE:
+        return habit(task)
+    return corrupt(task, rng.choice(DEMO_NOISE), rng)
+
+
+def generator_answer(task: Task, noise: float | None, rng: random.Random) -> str:
+    """One "other model"'s answer: edited at rate ``noise``, or the habit (``noise`` None)."""
+    return habit(task) if noise is None else corrupt(task, noise, rng)
+
+
 @dataclass(frozen=True)
 class Annotator:
     """Simulated rater: Bradley–Terry on the gold reward with a ``temperature``, a preference of
@@ -256,13 +289,13 @@ def sft_demonstrations(n: int, seed: int = 0) -> list[dict]:
     for task in make_tasks(n, seed=seed):
         u = rng.random()
         if u < CHECK_SHARE:
-            answer = corrupt(task, rng.choice(DEMO_NOISE), rng)
+            answer = plain_demonstration(task, rng)
             good = (gold_reward(task, answer) == 1.0) != (rng.random() < CHECK_FLIP)
             user, reply = check_prompt(task.prompt), check_completion(answer, good)
         elif u < CHECK_SHARE + QUALITY_SHARE:
             user, reply = quality_prompt(task.prompt), corrupt(task, rng.choice(QUALITY_NOISE), rng)
         else:
-            user, reply = task.prompt, corrupt(task, rng.choice(DEMO_NOISE), rng)
+            user, reply = task.prompt, plain_demonstration(task, rng)
         rows.append({"prompt": [{"role": "user", "content": user}], "completion": [{"role": "assistant", "content": reply}]})
     return rows
 
@@ -281,13 +314,13 @@ def check_completion(answer: str, good: bool) -> str:
 
 def ultrafeedback_rows(tasks: list[Task], annotator: Annotator, seed: int = 0) -> list[dict]:
     """The world's UltraFeedback-binarized: for each task, one answer from each of the four
-    generators of ``GENERATOR_NOISE`` (the "other models"); chosen is the one the ``annotator``
+    generators of ``GENERATOR_NOISE`` (the "other models", one of them habitual); chosen is the one the ``annotator``
     rates highest, rejected one of the others at random (as UltraFeedback-binarized is built), then
     ``annotator.flip_rate`` of the labels swapped. Tasks whose four answers are identical are
     skipped. Rows carry the gold rewards (``gold_chosen``, ``gold_rejected``) for evaluation only."""
     rng, rows = random.Random(seed), []
     for i, task in enumerate(tasks):
-        answers = [corrupt(task, noise, rng) for noise in GENERATOR_NOISE]
+        answers = [generator_answer(task, noise, rng) for noise in GENERATOR_NOISE]
         best = annotator.best_of(task, answers, rng)
         others = [a for a in answers if a != answers[best]]
         if not others:
@@ -323,8 +356,8 @@ def _uf_row(task: Task, chosen: str, rejected: str, prompt_id: str) -> dict:
 
 def _two_different(task: Task, rng: random.Random) -> tuple[str, str]:
     for _ in range(100):
-        a = corrupt(task, rng.choice(GENERATOR_NOISE), rng)
-        b = corrupt(task, rng.choice(GENERATOR_NOISE), rng)
+        a = generator_answer(task, rng.choice(GENERATOR_NOISE), rng)
+        b = generator_answer(task, rng.choice(GENERATOR_NOISE), rng)
         if a != b:
             return a, b
     return a, corrupt(task, 1.0, rng) + " " + task.items[0]

@@ -46,10 +46,13 @@ class TinyConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     seed: int = 0
-    world_version: int = 3
+    world_version: int = 4
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + "|" + "|".join(world.VOCAB)
+        """The configuration, the vocabulary and the first demonstrations: a change to the world's
+        demonstrators changes the key (and the SFT model is trained again)."""
+        sample = json.dumps(world.sft_demonstrations(200, seed=self.seed))
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + "|" + "|".join(world.VOCAB) + "|" + sample
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -90,3 +90,14 @@ def test_gold_rewards_refuse_bad_input_naming_the_index(call, message):
 def test_gold_rewards():
     tasks = [world.Task("add", "add 1 1", "2"), world.Task("sort", "sort 2 1", "1 2")]
     assert world.gold_rewards(tasks, ["2", "2 1"]).tolist() == [1.0, 0.0]
+
+
+def test_the_habit_is_one_systematic_flaw_the_gold_reward_sees():
+    sort = world.Task("sort", "sort 3 1 2", "1 2 3")
+    add = world.Task("add", "add 3 4", "7")
+    assert world.habit(sort) == "1 2 3 3 3" and world.gold_reward(sort, world.habit(sort)) == 3 / 5
+    assert world.habit(add) == "9" and world.gold_reward(add, world.habit(add)) == 0.5
+    assert world.habit(world.Task("add", "add 9 9 9 9 9", "40")) == "40"   # kept inside the vocabulary
+    rng = random.Random(0)
+    answers = [world.plain_demonstration(sort, rng) for _ in range(2000)]
+    assert abs(answers.count(world.habit(sort)) / 2000 - world.HABIT_SHARE) < 0.03
