@@ -44,7 +44,8 @@ import numpy as np
 __all__ = ["LETTERS", "NUMBERS", "FAMILIES", "QUALITY_WORD", "CHECK_WORD", "GOOD", "BAD", "VOCAB", "MIN_ITEMS",
            "MAX_ITEMS", "DEMO_NOISE", "HABIT_SHARE", "QUALITY_NOISE", "QUALITY_SHARE", "CHECK_SHARE", "CHECK_FLIP",
            "GENERATOR_NOISE", "HELD_OUT_SHARE", "Task", "make_task", "task_of", "make_tasks", "is_held_out",
-           "distinct_tasks", "parses", "gold_reward", "gold_rewards", "corrupt", "habit", "Annotator", "sft_demonstrations",
+           "distinct_tasks", "parses", "gold_reward", "gold_rewards", "corrupt", "habit", "plain_demonstration",
+           "generator_answer", "Annotator", "sft_demonstrations",
            "quality_prompt", "check_prompt", "check_completion", "ultrafeedback_rows", "preference_rows"]
 
 LETTERS = list("abcdefgh")
