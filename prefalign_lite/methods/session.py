@@ -32,7 +32,7 @@ SFT = None   # the iterate name of the SFT model (adapters off)
 # to the grid run on plain DPO before any method (`python -m prefalign_lite lr-grid`; the grid is
 # toy_results/lr_selection.json). The papers fine-tune fully at 5e-7 (SPA) and 3e-6 (SeRA); a
 # rank-16 LoRA is a fifth of the tiny model, so a LoRA-scale rate of 1e-3 wrecks it in one round.
-LEARNING_RATE = 5e-5
+LEARNING_RATE = 1e-4
 
 
 @dataclass
