@@ -68,20 +68,22 @@ def tangent_loss(xi, tangents: np.ndarray) -> torch.Tensor:
 
 def dro_worst_case(xi, epsilon: float, n_pieces: int, *, floor: float = 1e-3,
                    tangent_floor: float | None = None) -> DROWorstCase:
-    """Thesis Eq. 2-4 and 2-5: the worst distribution of confidences ``xi`` (shape ``(N,)``, in
-    ``(0, 1]``) within Wasserstein radius ``epsilon``, for the loss ``-log xi`` approximated by
-    ``n_pieces`` tangents; solved as a linear program with ``scipy.optimize.linprog`` (HiGHS).
+    """Thesis Eq. 2-4 and 2-5: the worst distribution of confidences ``xi`` (shape ``(N,)``; Eq. 2-2
+    makes each a sigmoid, so it lies in ``(0, 1)``) within Wasserstein radius ``epsilon``, for the
+    loss ``-log xi`` approximated by ``n_pieces`` tangents; solved as a linear program with
+    ``scipy.optimize.linprog`` (HiGHS).
 
     Where the budget goes: moving mass from ``xi_i`` down to the floor gains the chord slope of
     ``-log`` between the two points, which is largest for the *smallest* ``xi_i``. So the adversary
     spends everything on the least-confident pairs, the ones most likely mislabeled: the pairs SPA
     smooths and SeRA drops are the ones robust DPO leans on hardest. ``epsilon = 0`` moves nothing.
 
-    The support is ``Xi = [floor, 1]`` (the thesis' ``(0, 1]`` with a floor, or ``-log`` would be
-    unbounded); if some ``xi_i`` is already below ``floor`` the floor drops to it. The tangents touch
-    ``-log`` at points spread over ``[tangent_floor, 1]`` (default ``floor``); with ``floor = 0`` (no
-    floor: the support is ``[0, 1]``) a ``tangent_floor > 0`` is required, and the moved atoms must
-    then be scored with :func:`tangent_loss` (``dro_dpo_loss(..., moved_loss="tangent")``)."""
+    The support is ``Xi = [floor, 1]``: the thesis asks only that ``Xi`` be convex and closed, and a
+    closed support that holds every sigmoid needs a floor above 0, or ``-log`` would be unbounded;
+    if some ``xi_i`` is already below ``floor`` the floor drops to it. The tangents touch ``-log``
+    at points spread over ``[tangent_floor, 1]`` (default ``floor``); with ``floor = 0`` (no floor:
+    the support is ``[0, 1]``) a ``tangent_floor > 0`` is required, and the moved atoms must then be
+    scored with :func:`tangent_loss` (``dro_dpo_loss(..., moved_loss="tangent")``)."""
     epsilon = check_range("epsilon", epsilon, 0.0, float("inf"))
     if not isinstance(n_pieces, int) or n_pieces < 1:
         raise ValueError(f"n_pieces must be an integer >= 1, got {n_pieces!r}")

@@ -113,15 +113,26 @@ def compare_with_committed(stage: str, metrics: Mapping, tolerance: Mapping[str,
     the committed run's metrics of ``stage``, but only when this run used the committed run's
     parameters (``metrics["parameters"]``); otherwise print that nothing was compared (a pipeline
     stage with another seed, or a user's own settings) and return ``False``."""
+    committed = _committed_counterpart(stage, metrics, seed)
+    return False if committed is None else _check_named(stage, metrics, committed, tolerance)
+
+
+def _committed_counterpart(stage: str, metrics: Mapping, seed: int | None) -> dict | None:
+    """The committed run's metrics of ``stage`` for this run's seed, or ``None`` (after printing
+    why nothing will be compared) when the committed run lacks them or used other parameters."""
     seed = metrics.get("parameters", {}).get("seed", 0) if seed is None else seed
     try:
         committed = results.load_runs(None)[stage][seed]
-    except KeyError:
+    except (KeyError, FileNotFoundError):
         print(f"no committed run of {stage} seed {seed}: nothing compared")
-        return False
+        return None
     if committed.get("parameters") != metrics.get("parameters"):
         print("parameters differ from the committed run: nothing compared")
-        return False
+        return None
+    return committed
+
+
+def _check_named(stage: str, metrics: Mapping, committed: Mapping, tolerance: Mapping[str, float]) -> bool:
     measured = {name: value for name, value in flatten(metrics).items() if name in tolerance}
     missing = sorted(set(tolerance) - set(measured))
     if missing:
@@ -156,7 +167,8 @@ def check_against_seeds(stage: str, metrics: Mapping, keys: list[str], seed: int
     """The check cell of a replication notebook: the numbers ``keys`` of this run against the
     committed run's same seed, each within :func:`seed_tolerances` (when this run used the
     committed run's parameters; otherwise nothing is compared, and it says so)."""
-    return compare_with_committed(stage, metrics, seed_tolerances(stage, keys), seed=seed)
+    committed = _committed_counterpart(stage, metrics, seed)
+    return False if committed is None else _check_named(stage, metrics, committed, seed_tolerances(stage, keys))
 
 
 @dataclass(frozen=True)

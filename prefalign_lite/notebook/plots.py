@@ -128,10 +128,12 @@ def _truncated_bars(ax: Axes, where: str) -> list[str]:
 
 
 def _fractional_ticks(ax: Axes, where: str) -> list[str]:
-    """Axes whose label counts rounds or steps but whose visible ticks are not whole numbers."""
+    """Axes whose label counts rounds or steps (the word is among the label's first two: "iteration",
+    "Adam step"; not "confidence at the last solve of round 1") but whose visible ticks are not whole
+    numbers."""
     problems = []
     for name in ("x", "y"):
-        label = getattr(ax, f"get_{name}label")()
+        label = " ".join(getattr(ax, f"get_{name}label")().split()[:2])
         if not COUNTING_WORDS.search(label) or getattr(ax, f"get_{name}scale")() != "linear":
             continue
         low, high = sorted(getattr(ax, f"get_{name}lim")())

@@ -81,6 +81,9 @@ def test_an_axis_that_counts_rounds_needs_whole_ticks():
     fig, ax = _axes(xlabel="share of labels flipped")  # not a count: fractions are fine
     ax.plot([0, 0.2, 0.4], [0.5, 0.55, 0.6])
     assert plots.figure_problems(fig) == []
+    fig, ax = _axes(xlabel="confidence of a pair, last solve of round 1")  # a quantity measured in a round
+    ax.plot([0.5, 0.501, 0.503], [0.5, 0.55, 0.6])
+    assert plots.figure_problems(fig) == []
     with pytest.raises(ValueError, match="axis must be 'x', 'y' or 'both'"):
         plots.integer_ticks(ax, "z")
 
