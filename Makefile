@@ -8,7 +8,7 @@ OUT ?= runs/toy
 CONFIG ?= configs/toy.yaml
 JOBS ?= 2
 
-.PHONY: replicate test clean-venv
+.PHONY: replicate test test-notebooks clean-venv
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "prefalign-lite needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -21,6 +21,10 @@ replicate: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# nbval on the method notebooks 11 and 13-17 at their defaults too (about half an hour on 2 cores)
+test-notebooks: $(VENV)/.installed
+	PREFALIGN_NBVAL_ALL=1 $(PY) -m pytest notebooks
 
 clean-venv:
 	rm -rf $(VENV)

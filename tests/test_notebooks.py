@@ -54,7 +54,10 @@ FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 DERIVATIONS = [p for p in NOTEBOOKS if p.name[:2] in {"00", "01", "02", "03", "04", "05", "10"}]
 NEXT = {"00": "01_bradley_terry_and_dpo.ipynb", "01": "02_spa_self_refinement.ipynb", "02": "03_sera_margins.ipynb",
         "03": "04_sr_dpo_refinement.ipynb", "04": "05_adversarial_dro_dpo.ipynb", "05": "10_synthetic_world_and_sft.ipynb",
-        "10": "11_dpo_baselines.ipynb"}
+        "10": "11_dpo_baselines.ipynb", "11": "12_fairness_checks.ipynb", "12": "13_spa.ipynb",
+        "13": "14_spa_judges_and_ablations.ipynb", "14": "15_sera.ipynb", "15": "16_sr_dpo.ipynb",
+        "16": "17_dro_dpo.ipynb", "17": "20_replication_report.ipynb"}
+REPLICATION = [p for p in NOTEBOOKS if p.name[:2] in {"11", "12", "13", "14", "15", "16", "17", "20"}]
 
 
 def _cells(path):
@@ -71,8 +74,8 @@ def _markdown_links(path):
             for link in re.findall(r"\]\(([^)\s]+)\)", text) if link.startswith(AT_RELEASE)]
 
 
-@pytest.mark.parametrize("path", DERIVATIONS, ids=lambda p: p.name)
-def test_each_derivation_notebook_teaches(path):
+@pytest.mark.parametrize("path", DERIVATIONS + REPLICATION, ids=lambda p: p.name)
+def test_each_notebook_teaches(path):
     cells = _cells(path)
     markdown = [text for c, text in cells if c["cell_type"] == "markdown"]
     summary = [i for i, (c, text) in enumerate(cells) if text.startswith("## Summary")]
@@ -90,7 +93,8 @@ def test_each_derivation_notebook_teaches(path):
         if _ignored(c):  # trained numbers: the hidden cell after it checks them, and nbval compares its verdict
             assert cells[i + 1][0]["metadata"].get("jupyter", {}).get("source_hidden") is True
     last = cells[-1][1]
-    assert last.startswith("## What to try next") and f"/notebooks/{NEXT[path.name[:2]]})" in last
+    onward = f"/notebooks/{NEXT[path.name[:2]]})" if path.name[:2] in NEXT else "/README.md"
+    assert last.startswith("## What to try next") and onward in last
     assert "NOTATION.md" in "".join(markdown), "links to the notation page"
 
 
@@ -193,3 +197,25 @@ def test_bars_with_error_bars_are_one_series():
 def test_kit_style_reads_on_a_projector():
     plots.use_kit_style()
     assert matplotlib.rcParams["figure.dpi"] >= 120 and matplotlib.rcParams["font.size"] >= 10
+
+
+CHECK_CALLS = re.compile(r"\b(outputs\.check|committed\.check_against_seeds|committed\.compare_with_committed)\(")
+
+
+@pytest.mark.parametrize("path", REPLICATION, ids=lambda p: p.name)
+def test_every_result_of_a_replication_notebook_is_interpreted(path):
+    """Every code cell that prints or draws (before the exercises) is followed by prose, after the
+    cells that only check its numbers; each method's notebook and the report say why each verdict is
+    what it is."""
+    cells = _cells(path)
+    end = next(i for i, (c, text) in enumerate(cells) if c["cell_type"] == "markdown" and text.startswith("## Exercises"))
+    for i in range(3, end):   # after the title, install and parameters cells
+        c, text = cells[i]
+        if c["cell_type"] != "code" or not c.get("outputs") or CHECK_CALLS.search(text):
+            continue
+        j = i + 1
+        while cells[j][0]["cell_type"] == "code" and CHECK_CALLS.search(cells[j][1]):
+            j += 1
+        assert cells[j][0]["cell_type"] == "markdown", f"cell {i} prints or draws a result, and cell {j} after it is not prose"
+    if path.name[:2] in {"13", "14", "15", "16", "17", "20"}:
+        assert any(text.startswith("## Why this verdict") for c, text in cells if c["cell_type"] == "markdown")

@@ -2,8 +2,9 @@
 tables, read from a run's metrics (``results.load_runs``) through the registry of experiments,
 with the papers' own figures beside ours, each claim's margin (the paper's effect scaled into toy
 units), its mechanism diagnostic, its companion claim against the random-label control, and the
-pooled gate. The papers judge with GPT-4 or Claude on 7B-scale models; ours is the setting's gold
-judge against the SFT model, so the papers' numbers enter only through the scaled margins.
+pooled gate. The papers judge with GPT-4 (SPA, Sr-DPO) or Claude 3 (SeRA) on 1B to 7B models;
+ours is the setting's gold judge against the SFT model, so the papers' numbers enter only through
+the scaled margins.
 
 No claim is counted twice: the 3.3% seed of SPA Table 3 is SPA Table 1's setting, shown as a row
 but not tested again; "DPO on all gold beats SFT" is a fairness check, not a claim; per-batch

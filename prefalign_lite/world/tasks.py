@@ -14,8 +14,8 @@ The gold reward is in [0, 1] with partial credit: for list answers, the share of
 per unit of error. Anything that does not parse as an answer of the right kind scores 0.
 
 Half of the plain demonstrations come from a **habitual demonstrator** whose answers are right but
-for one systematic flaw (a list repeats its last item, a number is one too high; :func:`habit`), the
-rest from demonstrators that make random edits. The SFT model's most likely answer therefore carries
+for one systematic flaw (a list repeats its last item twice more, a number is two too high;
+:func:`habit`), the rest from demonstrators that make random edits. The SFT model's most likely answer therefore carries
 the flaw, as a real SFT model carries the habits of its data (verbosity, say): sampling it more
 sharply does not remove the flaw, preferences do. The raters prefer longer answers a little, so the
 world's preference data is wrong in that direction more often than at random.
