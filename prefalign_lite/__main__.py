@@ -6,6 +6,7 @@
     python -m prefalign_lite lr-grid                           DPO on all gold at each learning rate (how it was chosen)
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
     python -m prefalign_lite bench --shape mistral-7b          the engine against TRL on a random model of that shape
+    python -m prefalign_lite bench --estimate [--shape S | --config C]   the memory model, per phase and component
     python -m prefalign_lite links [--check]                   the notebooks' Colab/Binder badges and install cells
 
 The command line is the top of the package: it is the one module that may import every layer.
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's)")
     rp.add_argument("--out", type=Path, default=Path("runs/toy"))
     rp.add_argument("--check", action="store_true", help="validate the config and stop")
-    rp.add_argument("--jobs", type=int, default=1, help="stages at once (seeds in parallel; 2 on two cores)")
+    rp.add_argument("--jobs", type=_jobs, default=None,
+                    help="stages at once: default one per GPU on CUDA (each pinned to its GPU), 1 on a CPU; "
+                         "'auto' is one per GPU, or 2 on a CPU (two seeds on two cores)")
     nb = sub.add_parser("run-notebooks", help="execute the notebooks in order with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/latest"), help="folder for executed notebooks")
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     links = sub.add_parser("links", help="bring the notebooks' badges and install cells up to date with pyproject.toml")
     links.add_argument("--check", action="store_true", help="only report; exit status 1 if a notebook is out of date")
     bench = sub.add_parser("bench", help="step time, memory and sampling speed of the engine against TRL (random model)")
-    bench.add_argument("--shape", default="tiny", help="tiny, tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
+    bench.add_argument("--shape", help="tiny (default), tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
     bench.add_argument("--out", type=Path, default=None, help="JSON file (default bench-SHAPE-DEVICE.json)")
     bench.add_argument("--pairs", type=int, help="pairs per step (default: the shape's)")
     bench.add_argument("--prompt-tokens", type=int, help="prompt length (default: the shape's)")
@@ -51,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", help="cuda or cpu (default: cuda if available)")
     bench.add_argument("--no-trl", action="store_true")
     bench.add_argument("--no-sampling", action="store_true")
+    bench.add_argument("--estimate", action="store_true",
+                       help="print the memory model's components per phase (no model built); with --shape or --config")
+    bench.add_argument("--config", help="with --estimate: a run config (configs/mistral7b-sft-4bit.yaml) instead of a shape")
     args = parser.parse_args(argv)
     if args.command == "links":
         from .notebook import links as notebook_links
@@ -69,11 +75,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run_pipeline(args)
+    if args.command == "bench" and args.estimate:
+        from .bench.estimate import estimate_report
+
+        try:
+            print(estimate_report(args.shape, args.config))
+        except (KeyError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "bench":
         from .bench.benchmark import format_table, run as run_bench
         from .engine.models import default_device
 
         device = args.device or default_device().type
+        args.shape = args.shape or "tiny"
         out = args.out or Path(f"bench-{args.shape}-{device}.json")
         result = run_bench(args.shape, device=device, warmup=args.warmup, steps=args.steps,
                            sample_batches=tuple(args.sample_batches) if args.sample_batches else None,
@@ -103,11 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _jobs(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs takes an integer or 'auto', got {text!r}") from None
+
+
 def _run_pipeline(args) -> int:
     import time
 
     from .replication import pipeline
-    from .replication.config import ConfigError, check_seeds, load_config
+    from .replication.config import ConfigError, check_seeds, load_config, notebook_parameters
+    from .replication.prompt_needs import check_prompt_needs
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     try:
@@ -118,15 +144,20 @@ def _run_pipeline(args) -> int:
     seeds = args.seeds or config.seeds
     try:
         check_seeds(seeds, "--seeds")
-    except ConfigError as exc:
+        jobs = pipeline.resolve_jobs(args.jobs, pipeline.visible_gpus())
+    except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = check_prompt_needs(config, lambda stage: notebook_parameters(stage.path), str(args.config))
+    if problems:
+        print("error: " + "\n       ".join(problems), file=sys.stderr)
         return 2
     if args.check:
         print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
         return 0
     start = time.perf_counter()
     try:
-        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True), jobs=args.jobs)
+        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True), jobs=jobs)
     except pipeline.StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
