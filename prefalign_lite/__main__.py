@@ -7,6 +7,8 @@
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
     python -m prefalign_lite bench --shape mistral-7b          the engine against TRL on a random model of that shape
     python -m prefalign_lite bench --estimate [--shape S | --config C]   the memory model, per phase and component
+    python -m prefalign_lite gpu-check [--device cpu]          the prepared GPU check (one JSON, one Markdown table)
+    python -m prefalign_lite real-size                         a random full-size Qwen2.5-0.5B through DPO and one SPA round
     python -m prefalign_lite links [--check]                   the notebooks' Colab/Binder badges and install cells
 
 The command line is the top of the package: it is the one module that may import every layer.
@@ -57,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--estimate", action="store_true",
                        help="print the memory model's components per phase (no model built); with --shape or --config")
     bench.add_argument("--config", help="with --estimate: a run config (configs/mistral7b-sft-4bit.yaml) instead of a shape")
+    gc = sub.add_parser("gpu-check", help="the prepared GPU check: bench on qwen2.5-0.5b and mistral-7b, the real-size run; "
+                                          "one JSON and one Markdown table")
+    gc.add_argument("--device", help="cuda (default when available) or cpu (the dry run at the tiny shape)")
+    gc.add_argument("--out", type=Path, default=Path("gpu-check"), help="folder for gpu-check.json and gpu-check.md")
+    gc.add_argument("--real-size", choices=("auto", "yes", "no"), default="auto",
+                    help="run the real-size 0.5B pipeline too (auto: on CUDA only)")
+    rs = sub.add_parser("real-size", help="a random full-size Qwen2.5-0.5B through notebook 11's DPO and one SPA round")
+    rs.add_argument("--prompts", type=int, default=30, help="SPA's n_prompts (the seed is 1/30 of it, at least 1)")
+    rs.add_argument("--eval", type=int, default=4, help="evaluation prompts")
+    rs.add_argument("--new-tokens", type=int, default=8)
+    rs.add_argument("--json", type=Path, help="also write the record here")
     args = parser.parse_args(argv)
     if args.command == "links":
         from .notebook import links as notebook_links
@@ -98,6 +111,28 @@ def main(argv: list[str] | None = None) -> int:
                            prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens)
         print(format_table(result))
         print(f"wrote {out.resolve()}")
+        return 0
+    if args.command == "gpu-check":
+        from .bench.gpu_check import run_check
+        from .engine.models import default_device
+        from .replication.real_size import run_real_size
+
+        device = args.device or default_device().type
+        wanted = args.real_size == "yes" or (args.real_size == "auto" and device == "cuda")
+        record = run_check(device, args.out, real_size=run_real_size if wanted else None)
+        print((args.out / "gpu-check.md").read_text())
+        print(f"wrote {(args.out / 'gpu-check.json').resolve()}")
+        return 0 if all("error" not in r for r in record["benches"].values()) else 1
+    if args.command == "real-size":
+        import json
+
+        from .replication.real_size import run_real_size
+
+        record = run_real_size(n_prompts=args.prompts, n_eval=args.eval, new_tokens=args.new_tokens)
+        text = json.dumps(record, indent=1, default=str)
+        print(text)
+        if args.json:
+            args.json.write_text(text)
         return 0
     if args.command == "make-fixture":
         from .settings.fixtures import FIXTURE, write_fixture
