@@ -75,6 +75,7 @@ def test_shapes_are_the_real_architectures_and_bad_names_are_refused():
     mistral = bench_shapes.build_config(bench_shapes.get_shape("mistral-7b"))
     assert (mistral.hidden_size, mistral.num_hidden_layers, mistral.num_key_value_heads, mistral.vocab_size,
             mistral.intermediate_size) == (4096, 32, 8, 32000, 14336)
+    assert mistral.use_cache   # item 3: the bench's configs said use_cache=False and its sampling re-fed every token
     qwen = bench_shapes.build_config(bench_shapes.get_shape("qwen2.5-0.5b"))
     assert (qwen.model_type, qwen.hidden_size, qwen.num_attention_heads, qwen.vocab_size) == ("qwen2", 896, 14, 151936)
     with pytest.raises(ValueError, match="unknown shape 'gpt-5'"):

@@ -68,3 +68,29 @@ def test_two_gloo_processes_give_the_gradient_of_one(tmp_path):
     one = _update_gradients(4, batch_size=2, grad_accumulation=2)
     for rank in (0, 1):
         assert _close(torch.load(tmp_path / f"grads.{rank}"), one), rank
+
+
+def test_the_trainer_runs_under_a_launcher_with_two_cpu_processes(tmp_path):
+    """``torchrun --nproc_per_node 2 -m prefalign_lite.engine.distributed``, as ``accelerate launch``
+    would start it: both ranks join a gloo group, train one epoch and rank 0 saves the adapter."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from prefalign_lite.settings import resolve
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"Help me with task {i}.", "chosen": "Sure, step by step.",
+                                        "rejected": "No."}) + "\n" for i in range(8)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(port), "-m", "prefalign_lite.engine.distributed", str(rows),
+                           resolve("standin:qwen2.5-0.5b-instruct"), str(tmp_path / "out"), "--batch-size", "2",
+                           "--grad-accumulation", "2", "--max-length", "64"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "iter1" / "adapter_config.json").exists()
