@@ -127,8 +127,9 @@ def dequantized_weight_bytes(d: Dims, four_bit: bool, a: int = 2) -> float:
 
 def layer_forward_bytes_per_token(d: Dims, a: int = 2) -> float:
     """One layer's peak working set per token in a pass without gradients (prefill, log-probs,
-    scoring): residual in and out, a norm's float32 copy, the MLP's gate, up and SiLU(gate)."""
-    return 2 * a * d.hidden + 4 * d.hidden + 3 * a * d.intermediate
+    scoring): residual in and out, a norm's float32 copy, and four MLP-wide tensors alive at once
+    (gate, up, SiLU(gate) and their product, as tracked on a CPU)."""
+    return 2 * a * d.hidden + 4 * d.hidden + 4 * a * d.intermediate
 
 
 # Bytes per logit at the head: in a training step's backward four float32 (rows, vocab) tensors are
