@@ -41,7 +41,8 @@ def run_real_size(n_prompts: int = 30, n_eval: int = 4, new_tokens: int = 8, max
     run = spa.run_spa(session, data.seed_rows, data.prompt_sets[:1], spa.SpaConfig(), offset=10)
     times["spa_seed_and_round_s"] = time.perf_counter() - tick
     times["total_s"] = time.perf_counter() - start
-    return {"model": MODEL, "parameters": sum(p.numel() for p in session.iterates.base.parameters()),
+    base = sum(p.numel() for name, p in session.iterates.base.named_parameters() if "lora_" not in name)
+    return {"model": MODEL, "parameters": base,
             "vocab_size": session.iterates.base.config.vocab_size, "n_prompts": n_prompts, "n_eval": n_eval,
             "new_tokens": new_tokens, "max_length": max_length, "device": str(session.device),
             "dpo_baseline": baseline, "spa": run.to_json(), **times}
