@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/toy
 CONFIG ?= configs/toy.yaml
-JOBS ?= 2
+# auto: one job per GPU on CUDA (each pinned to its GPU), two on a CPU (two seeds on two cores)
+JOBS ?= auto
 
 .PHONY: replicate test test-notebooks clean-venv
 

@@ -7,6 +7,9 @@
     python -m prefalign_lite sr-lambda                         Sr-DPO at each lambda of the paper's grid, on validation prompts
     python -m prefalign_lite make-fixture                      rewrite data/toy_ultrafeedback.jsonl
     python -m prefalign_lite bench --shape mistral-7b          the engine against TRL on a random model of that shape
+    python -m prefalign_lite bench --estimate [--shape S | --config C]   the memory model, per phase and component
+    python -m prefalign_lite gpu-check [--device cpu]          the prepared GPU check (one JSON, one Markdown table)
+    python -m prefalign_lite real-size                         a random full-size Qwen2.5-0.5B through DPO and one SPA round
     python -m prefalign_lite links [--check]                   the notebooks' Colab/Binder badges and install cells
 
 The command line is the top of the package: it is the one module that may import every layer.
@@ -29,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's)")
     rp.add_argument("--out", type=Path, default=Path("runs/toy"))
     rp.add_argument("--check", action="store_true", help="validate the config and stop")
-    rp.add_argument("--jobs", type=int, default=1, help="stages at once (seeds in parallel; 2 on two cores)")
+    rp.add_argument("--jobs", type=_jobs, default=None,
+                    help="stages at once: default one per GPU on CUDA (each pinned to its GPU), 1 on a CPU; "
+                         "'auto' is one per GPU, or 2 on a CPU (two seeds on two cores)")
     nb = sub.add_parser("run-notebooks", help="execute the notebooks in order with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/latest"), help="folder for executed notebooks")
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     links = sub.add_parser("links", help="bring the notebooks' badges and install cells up to date with pyproject.toml")
     links.add_argument("--check", action="store_true", help="only report; exit status 1 if a notebook is out of date")
     bench = sub.add_parser("bench", help="step time, memory and sampling speed of the engine against TRL (random model)")
-    bench.add_argument("--shape", default="tiny", help="tiny, tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
+    bench.add_argument("--shape", help="tiny (default), tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
     bench.add_argument("--out", type=Path, default=None, help="JSON file (default bench-SHAPE-DEVICE.json)")
     bench.add_argument("--pairs", type=int, help="pairs per step (default: the shape's)")
     bench.add_argument("--prompt-tokens", type=int, help="prompt length (default: the shape's)")
@@ -54,6 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", help="cuda or cpu (default: cuda if available)")
     bench.add_argument("--no-trl", action="store_true")
     bench.add_argument("--no-sampling", action="store_true")
+    bench.add_argument("--estimate", action="store_true",
+                       help="print the memory model's components per phase (no model built); with --shape or --config")
+    bench.add_argument("--config", help="with --estimate: a run config (configs/mistral7b-sft-4bit.yaml) instead of a shape")
+    gc = sub.add_parser("gpu-check", help="the prepared GPU check: bench on qwen2.5-0.5b and mistral-7b, the real-size run; "
+                                          "one JSON and one Markdown table")
+    gc.add_argument("--device", help="cuda (default when available) or cpu (the dry run at the tiny shape)")
+    gc.add_argument("--out", type=Path, default=Path("gpu-check"), help="folder for gpu-check.json and gpu-check.md")
+    gc.add_argument("--real-size", choices=("auto", "yes", "no"), default="auto",
+                    help="run the real-size 0.5B pipeline too (auto: on CUDA only)")
+    rs = sub.add_parser("real-size", help="a random full-size Qwen2.5-0.5B through notebook 11's DPO and one SPA round")
+    rs.add_argument("--prompts", type=int, default=30, help="SPA's n_prompts (the seed is 1/30 of it, at least 1)")
+    rs.add_argument("--eval", type=int, default=4, help="evaluation prompts")
+    rs.add_argument("--new-tokens", type=int, default=8)
+    rs.add_argument("--json", type=Path, help="also write the record here")
     args = parser.parse_args(argv)
     if args.command == "links":
         from .notebook import links as notebook_links
@@ -73,11 +92,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run_pipeline(args)
+    if args.command == "bench" and args.estimate:
+        from .bench.estimate import estimate_report
+
+        try:
+            print(estimate_report(args.shape, args.config))
+        except (KeyError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "bench":
         from .bench.benchmark import format_table, run as run_bench
         from .engine.models import default_device
 
         device = args.device or default_device().type
+        args.shape = args.shape or "tiny"
         out = args.out or Path(f"bench-{args.shape}-{device}.json")
         result = run_bench(args.shape, device=device, warmup=args.warmup, steps=args.steps,
                            sample_batches=tuple(args.sample_batches) if args.sample_batches else None,
@@ -86,6 +115,28 @@ def main(argv: list[str] | None = None) -> int:
                            prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens)
         print(format_table(result))
         print(f"wrote {out.resolve()}")
+        return 0
+    if args.command == "gpu-check":
+        from .bench.gpu_check import run_check
+        from .engine.models import default_device
+        from .replication.real_size import run_real_size
+
+        device = args.device or default_device().type
+        wanted = args.real_size == "yes" or (args.real_size == "auto" and device == "cuda")
+        record = run_check(device, args.out, real_size=run_real_size if wanted else None)
+        print((args.out / "gpu-check.md").read_text())
+        print(f"wrote {(args.out / 'gpu-check.json').resolve()}")
+        return 0 if all("error" not in r for r in record["benches"].values()) else 1
+    if args.command == "real-size":
+        import json
+
+        from .replication.real_size import run_real_size
+
+        record = run_real_size(n_prompts=args.prompts, n_eval=args.eval, new_tokens=args.new_tokens)
+        text = json.dumps(record, indent=1, default=str)
+        print(text)
+        if args.json:
+            args.json.write_text(text)
         return 0
     if args.command == "make-fixture":
         from .settings.fixtures import FIXTURE, write_fixture
@@ -107,11 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _jobs(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs takes an integer or 'auto', got {text!r}") from None
+
+
 def _run_pipeline(args) -> int:
     import time
 
     from .replication import pipeline
-    from .replication.config import ConfigError, check_seeds, load_config
+    from .replication.config import ConfigError, check_seeds, load_config, notebook_parameters
+    from .replication.prompt_needs import check_prompt_needs
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     try:
@@ -122,15 +183,20 @@ def _run_pipeline(args) -> int:
     seeds = args.seeds or config.seeds
     try:
         check_seeds(seeds, "--seeds")
-    except ConfigError as exc:
+        jobs = pipeline.resolve_jobs(args.jobs, pipeline.visible_gpus())
+    except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = check_prompt_needs(config, lambda stage: notebook_parameters(stage.path), str(args.config))
+    if problems:
+        print("error: " + "\n       ".join(problems), file=sys.stderr)
         return 2
     if args.check:
         print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
         return 0
     start = time.perf_counter()
     try:
-        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True), jobs=args.jobs)
+        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True), jobs=jobs)
     except pipeline.StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -13,8 +13,11 @@ On one randomly initialised model (no weights downloaded; shapes in :mod:`.shape
 * ``trl.dpo``: TRL's ``DPOTrainer`` on the same model and batches (run last: TRL modifies the model);
 * ``dro.lp_s``: one solve of the thesis' worst-case linear program (Eq. 2-4) for 256 pairs and 8
   pieces, the size of one DRO round's batch of confidences;
-* ``projection``: the wall time of one SPA iteration on N prompts (formula in
-  :func:`project_spa_iteration`);
+* ``reward``: seconds per scoring pass and peak memory of a random reward model of the config's
+  judge's shape (:data:`REWARD_SHAPE_OF`) on a batch of conversations of the batch's length;
+* ``projection``: the wall time of one SPA iteration on N prompts, sampling, judging, reward-model
+  scoring, training and evaluation (formula in :func:`.projection.project_spa_iteration`);
+* ``estimate.*_gb``: the memory model's figure beside each measured peak (:mod:`.estimate`);
 * ``target.*``: the targets of the engine issue that apply to this shape and device, each with its
   value, its limit and whether it holds.
 
@@ -33,7 +36,10 @@ import torch
 
 from ..core.files import write_json
 from ..engine import generate, logps, losses, models, trainer
-from .shapes import PeakMemory, Shape, environment, get_shape, random_base, random_rows, synchronize
+from ..engine.reward_model import last_token_scores
+from . import estimate as memory_estimate
+from .projection import project_spa_iteration
+from .shapes import PeakMemory, Shape, build_config, environment, get_shape, random_base, random_rows, synchronize
 
 log = logging.getLogger(__name__)
 GB = 1e9
@@ -106,9 +112,10 @@ def measure_bare(iterates: models.IterateAdapters, rows: list[dict], shape: Shap
 
 @torch.no_grad()
 def sampling_rates(model, vocab: int, batch_sizes: tuple[int, ...], prompt_tokens: int, new_tokens: int,
-                   device: torch.device, seed: int = 0) -> dict:
+                   device: torch.device, seed: int = 0, peaks: dict | None = None) -> dict:
     """New tokens per second of ``generate`` (temperature 0.7, top-p 0.95, exactly ``new_tokens``
-    per sequence) on random prompts, per batch size; ``None`` where the batch ran out of memory."""
+    per sequence, the key/value cache on) on random prompts, per batch size; ``None`` where the
+    batch ran out of memory. ``peaks`` receives each batch size's peak memory in GB."""
     was = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -122,11 +129,13 @@ def sampling_rates(model, vocab: int, batch_sizes: tuple[int, ...], prompt_token
     once(min(batch_sizes), 2)  # warm-up
     for b in batch_sizes:
         try:
-            synchronize(device)
-            start = time.perf_counter()
-            new = once(b, new_tokens)
-            synchronize(device)
-            out[f"b{b}"] = new.numel() / (time.perf_counter() - start)
+            with PeakMemory(device) as memory:
+                start = time.perf_counter()
+                new = once(b, new_tokens)
+                synchronize(device)
+                out[f"b{b}"] = new.numel() / (time.perf_counter() - start)
+            if peaks is not None:
+                peaks[f"b{b}"] = memory.peak_gb
         except torch.OutOfMemoryError:
             out[f"b{b}"] = None
             torch.cuda.empty_cache()
@@ -134,26 +143,54 @@ def sampling_rates(model, vocab: int, batch_sizes: tuple[int, ...], prompt_token
     return out
 
 
-def project_spa_iteration(n_prompts: int, tokens_per_s: float, forward_s: float, spa_step_s: float, pairs: int,
-                          bench_length: int, new_tokens: int = 300, length: int = 1024) -> dict:
-    """Hours of one SPA iteration on ``N = n_prompts`` prompts, from the measured rates:
+@torch.no_grad()
+def measure_reward_scoring(shape_name: str, device: torch.device, rows: int, tokens: int, warmup: int = 1,
+                           steps: int = 3, seed: int = 0) -> dict:
+    """Seconds per scoring pass and peak memory of a randomly initialised reward model of
+    ``shape_name`` (a sequence classifier in the device's dtype, under its autocast) on ``rows``
+    random conversations of ``tokens`` tokens."""
+    from transformers import AutoModelForSequenceClassification
 
-    * sampling 2N responses of ``new_tokens``: ``2N * new_tokens / tokens_per_s``;
-    * judging (Eq. 7): one forward of policy and one of pi_init over the 2N sequences, measured as
-      ``forward_s`` per batch of ``2 * pairs`` rows of ``bench_length`` tokens and scaled linearly
-      to ``length`` tokens: ``2 * (2N / (2 * pairs)) * forward_s * length / bench_length``;
-    * training one epoch on N pairs with SPA's refined objective:
-      ``(N / pairs) * spa_step_s * length / bench_length``.
+    spec = get_shape(shape_name)
+    torch.manual_seed(seed)
+    dtype = models.default_dtype(device)
+    with torch.device(device):
+        model = AutoModelForSequenceClassification.from_config(build_config(spec, num_labels=1), dtype=dtype).eval()
+    ids = torch.randint(1, spec.config["vocab_size"], (rows, tokens), generator=torch.Generator().manual_seed(seed)).to(device)
+    mask = torch.ones_like(ids)
 
-    Linear scaling in length ignores attention's quadratic term (small next to the MLPs at 1,024
-    tokens) and sampling rates measured at a shorter context; it is an estimate, not a measurement."""
-    scale = length / bench_length
-    sample = 2 * n_prompts * new_tokens / tokens_per_s
-    judge = 2 * (2 * n_prompts / (2 * pairs)) * forward_s * scale
-    train = (n_prompts / pairs) * spa_step_s * scale
-    return {"projection.n_prompts": n_prompts, "projection.new_tokens": new_tokens, "projection.length": length,
-            "projection.sample_h": sample / 3600, "projection.judge_h": judge / 3600,
-            "projection.train_h": train / 3600, "projection.spa_iteration_h": (sample + judge + train) / 3600}
+    def once():
+        with models.autocast_for(device):
+            last_token_scores(model, ids, mask)
+
+    with PeakMemory(device) as memory:
+        seconds = _timed(once, device, warmup, steps)
+    out = {"score_s": seconds, "peak_gb": memory.peak_gb, "rows": rows, "tokens": tokens, "shape": shape_name,
+           "parameters": sum(p.numel() for p in model.parameters())}
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+REWARD_SHAPE_OF = {"mistral-7b": "skywork-reward-v2-llama-3.1-8b", "qwen2.5-0.5b": "skywork-reward-v2-qwen3-0.6b"}
+
+
+def _estimates(shape: str, spec: Shape, batches, prompt_tokens: int, new_tokens: int, reward_shape: str,
+               reward_rows: int, four_bit: bool) -> dict:
+    """The memory model's totals for what was measured: the training step at the bench's batch, the
+    sampling call at each batch size, the reward model's scoring pass."""
+    phases = memory_estimate.estimate(shape, spec.pairs, spec.prompt_tokens, spec.completion_tokens,
+                                      sample_batch=max(batches), sample_prompt_tokens=prompt_tokens,
+                                      new_tokens=new_tokens, reward_shape=reward_shape, reward_batch=reward_rows,
+                                      reward_tokens=spec.max_length, four_bit=four_bit)
+    out = {f"estimate.{phase.replace(' ', '_').replace('-', '_')}_gb": gb
+           for phase, gb in memory_estimate.peak_by_phase(phases).items()}
+    for b in batches:
+        part = memory_estimate.estimate(shape, spec.pairs, spec.prompt_tokens, spec.completion_tokens, sample_batch=b,
+                                        sample_prompt_tokens=prompt_tokens, new_tokens=new_tokens, four_bit=four_bit)
+        out[f"estimate.sampling.b{b}_gb"] = memory_estimate.peak_by_phase(part)["sampling"]
+    return out
 
 
 def lp_solve_seconds(n_pairs: int = 256, n_pieces: int = 8, epsilon: float = 0.05, seed: int = 0) -> float:
@@ -195,10 +232,12 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
         sample_prompt_tokens: int | None = None, sample_new_tokens: int | None = None, n_prompts: int = 10_000,
         with_trl: bool = True, with_sampling: bool = True, four_bit: bool = True, out: Path | str | None = None,
         seed: int = 0, pairs: int | None = None, prompt_tokens: int | None = None,
-        completion_tokens: int | None = None) -> dict:
+        completion_tokens: int | None = None, reward_shape: str | None = None, reward_rows: int | None = None) -> dict:
     """Measure everything listed in the module docstring for ``shape`` (its batch, or ``pairs`` x
-    ``prompt_tokens + completion_tokens``); returns the flat dict and writes it to ``out`` (JSON,
-    atomically) when given."""
+    ``prompt_tokens + completion_tokens``), and the scoring pass of a random reward model of
+    ``reward_shape`` (default :data:`REWARD_SHAPE_OF` the shape) on ``reward_rows`` conversations of
+    the batch's length; returns the flat dict and writes it to ``out`` (JSON, atomically) when given.
+    Every measured peak has the memory model's estimate beside it (``estimate.*_gb``)."""
     spec = get_shape(shape)
     spec = dataclasses.replace(spec, pairs=pairs or spec.pairs, prompt_tokens=prompt_tokens or spec.prompt_tokens,
                                completion_tokens=completion_tokens or spec.completion_tokens)
@@ -232,16 +271,24 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
                                                                      warmup, steps, seed).items()})
     log.info("bench %s: bare forward+backward", shape)
     result.update(measure_bare(iterates, rows, spec, warmup, steps))
+    reward_shape = reward_shape or REWARD_SHAPE_OF.get(shape, shape)
+    reward_rows = reward_rows or (32 if gpu else 2 * spec.pairs)
+    log.info("bench %s: reward scoring (%s)", shape, reward_shape)
+    result.update({f"reward.{k}": v for k, v in measure_reward_scoring(reward_shape, device, reward_rows,
+                                                                        spec.max_length).items()})
 
+    batches = sample_batches or (spec.sample_batches_gpu if gpu else spec.sample_batches_cpu)
+    p_tok = sample_prompt_tokens or (128 if gpu else 8)
+    n_new = sample_new_tokens or (128 if gpu else 16)
+    result.update(_estimates(shape, spec, batches, p_tok, n_new, reward_shape, reward_rows, four_bit))
     if with_sampling:
-        batches = sample_batches or (spec.sample_batches_gpu if gpu else spec.sample_batches_cpu)
-        p_tok = sample_prompt_tokens or (128 if gpu else 8)
-        n_new = sample_new_tokens or (128 if gpu else 16)
         result.update({"sample.prompt_tokens": p_tok, "sample.new_tokens": n_new})
         log.info("bench %s: sampling, 4-bit base + iterate", shape)
+        peaks: dict = {}
         with iterates.use(1) as m:
-            rates = sampling_rates(m, vocab, batches, p_tok, n_new, device, seed)
+            rates = sampling_rates(m, vocab, batches, p_tok, n_new, device, seed, peaks)
         result.update({f"sample.tokens_per_s.{k}": v for k, v in rates.items()})
+        result.update({f"sample.peak_gb.{k}": v for k, v in peaks.items()})
         dtype = models.default_dtype(device)
         merged = iterates.merged(1, dtype=dtype)
         result["sample_merged.dtype"] = str(dtype).replace("torch.", "")
@@ -256,12 +303,13 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
         result.update({"sample.tokens_per_s.best": best, "sample_merged.tokens_per_s.best": best_merged,
                        "sample.merged_faster": bool(best_merged and best and best_merged > best)})
         if best:
+            scoring = dict(score_s=result["reward.score_s"], score_rows=reward_rows, score_length=spec.max_length)
             result.update(project_spa_iteration(n_prompts, best, result["kit.forward_s"], result["kit.spa.step_s"],
-                                                spec.pairs, spec.max_length))
+                                                spec.pairs, spec.max_length, **scoring))
             if best_merged:
                 result["projection.spa_iteration_h_with_merged_sampling"] = project_spa_iteration(
                     n_prompts, best_merged, result["kit.forward_s"], result["kit.spa.step_s"], spec.pairs,
-                    spec.max_length)["projection.spa_iteration_h"]
+                    spec.max_length, **scoring)["projection.spa_iteration_h"]
 
     if with_trl:
         from .trl_dpo import TRL_DEFAULTS_NOTE, measure_trl_dpo
@@ -295,18 +343,28 @@ def _fmt(v) -> str:
 
 
 def format_table(r: dict) -> str:
-    """A short text table of the main figures and the targets."""
+    """A short text table of the main figures (each peak beside the memory model's estimate) and the targets."""
     lines = [f"bench {r['shape']} on {r['device']} ({r.get('device_name')}), {r['batch.pairs']} pairs x "
              f"{r['batch.max_length']} tokens, QLoRA r=16, 4-bit base: {r['base.four_bit']}",
-             f"{'what':<34}{'step s':>10}{'peak GB':>10}"]
+             f"{'what':<34}{'step s':>10}{'peak GB':>10}{'estimate GB':>13}"]
+    estimate_of = {"kit.dpo": "estimate.training_step_gb", "kit.spa": "estimate.training_step_gb"}
     for label in ("kit.dpo", "kit.spa", "trl.dpo", "bare"):
         if f"{label}.step_s" in r:
-            lines.append(f"{label:<34}{_fmt(r[f'{label}.step_s']):>10}{_fmt(r.get(f'{label}.peak_gb')):>10}")
+            lines.append(f"{label:<34}{_fmt(r[f'{label}.step_s']):>10}{_fmt(r.get(f'{label}.peak_gb')):>10}"
+                         f"{_fmt(r.get(estimate_of.get(label, ''))):>13}")
+    if "reward.score_s" in r:
+        lines.append(f"{'reward scoring (' + r['reward.shape'] + ')':<34}{_fmt(r['reward.score_s']):>10}"
+                     f"{_fmt(r['reward.peak_gb']):>10}{_fmt(r.get('estimate.reward_scoring_gb')):>13}")
     for key in sorted(k for k in r if k.startswith(("sample.tokens_per_s.", "sample_merged.tokens_per_s."))):
-        lines.append(f"{key + ' (tokens/s)':<44}{_fmt(r[key]):>10}")
+        b = key.rsplit(".", 1)[-1]
+        peak = r.get(f"sample.peak_gb.{b}") if key.startswith("sample.") else None
+        est = r.get(f"estimate.sampling.{b}_gb") if key.startswith("sample.") else None
+        lines.append(f"{key + ' (tokens/s)':<44}{_fmt(r[key]):>10}{_fmt(peak) if peak else '':>10}"
+                     f"{_fmt(est) if est else '':>13}")
     if "projection.spa_iteration_h" in r:
+        parts = ", ".join(f"{k} {_fmt(r[f'projection.{k}_h'])}" for k in ("sample", "judge", "score", "train", "evaluate"))
         lines.append(f"{'SPA iteration on %d prompts (h)' % r['projection.n_prompts']:<44}"
-                     f"{_fmt(r['projection.spa_iteration_h']):>10}")
+                     f"{_fmt(r['projection.spa_iteration_h']):>10}  ({parts})")
     for key in sorted(k for k in r if k.startswith("target.") and k.endswith(".holds")):
         name = key[len("target."):-len(".holds")]
         lines.append(f"target {name:<36} {_fmt(r[f'target.{name}.value'])} (limit {_fmt(r[f'target.{name}.limit'])}):"

@@ -62,7 +62,21 @@ SHAPES: dict[str, Shape] = {
                                         tie_word_embeddings=False, rope_theta=1000000.0, sliding_window=None,
                                         max_position_embeddings=32768),
                         pairs=4, prompt_tokens=512, completion_tokens=512),
+    # the configs' judges (sequence classifiers: their embedding, no output head but a scalar one)
+    "skywork-reward-v2-llama-3.1-8b": Shape("llama", dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                                          num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                                                          tie_word_embeddings=False, rope_theta=500000.0,
+                                                          max_position_embeddings=131072),
+                                            pairs=16, prompt_tokens=512, completion_tokens=512,
+                                            note="Skywork-Reward-V2-Llama-3.1-8B: Llama-3.1-8B as a reward model"),
+    "skywork-reward-v2-qwen3-0.6b": Shape("qwen3", dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                                                        num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                                                        vocab_size=151936, tie_word_embeddings=True, rope_theta=1000000.0,
+                                                        max_position_embeddings=40960),
+                                          pairs=16, prompt_tokens=512, completion_tokens=512,
+                                          note="Skywork-Reward-V2-Qwen3-0.6B: Qwen3-0.6B as a reward model"),
 }
+REWARD_SHAPES = ("skywork-reward-v2-llama-3.1-8b", "skywork-reward-v2-qwen3-0.6b")
 
 
 def get_shape(name: str) -> Shape:
@@ -71,11 +85,13 @@ def get_shape(name: str) -> Shape:
     return SHAPES[name]
 
 
-def build_config(shape: Shape):
+def build_config(shape: Shape, **extra):
+    """The shape's transformers config (the key/value cache left on: generation uses it; training
+    passes ask for no cache themselves)."""
     from transformers import AutoConfig
 
-    return AutoConfig.for_model(shape.model_type, use_cache=False, pad_token_id=0, bos_token_id=None,
-                                eos_token_id=None, **shape.config)
+    return AutoConfig.for_model(shape.model_type, pad_token_id=0, bos_token_id=None, eos_token_id=None,
+                                **shape.config, **extra)
 
 
 @torch.no_grad()

@@ -22,10 +22,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data_sources import DataSourceError, PreferenceDataError, describe_value, iter_rows, read_rows, shorten
+from .data_sources import DataSourceError, PreferenceDataError, describe_value, iter_rows, read_rows, shorten, split_names
 
 __all__ = ["DataSourceError", "LoadReport", "PreferenceDataError", "SPA_PROPORTIONS", "load_preferences",
-           "normalise_row", "read_rows", "spa_split"]
+           "normalise_row", "read_rows", "spa_split", "split_names"]
 
 log = logging.getLogger(__name__)
 

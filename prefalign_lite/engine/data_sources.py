@@ -58,6 +58,25 @@ def read_rows(source: str | Path, split: str = "train") -> list:
     return rows
 
 
+def split_names(source) -> list[str] | None:
+    """The splits a local source has, without reading its rows: a saved ``DatasetDict``'s, a data
+    folder's (from its file names), ``["train"]`` for a single file or a single saved dataset; ``None``
+    for a hub id (not looked up: that needs the network)."""
+    path = _local_path(source)
+    if path is None:
+        return None
+    if not path.is_dir():
+        return ["train"]
+    if (path / "dataset_dict.json").exists():
+        return list(json.loads((path / "dataset_dict.json").read_text())["splits"])
+    if any((path / name).exists() for name in _SAVED_DATASET_FILES):
+        return ["train"]
+    files = [f for f in path.rglob("*") if f.is_file() and _data_suffix(f)
+             and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+    names = sorted({re.split(r"[-.]", f.name, maxsplit=1)[0] for f in files})
+    return names if len(names) > 1 else ["train"] if names else []
+
+
 def describe_value(value) -> str:
     """A short description of a JSON value for an error message, e.g. 'a list of 3 items'."""
     if value is None:

@@ -69,8 +69,45 @@ def encode(tokenizer, prompt: str, completion: str) -> tuple[list[int], list[int
     return head_ids, tail
 
 
+def adds_bos(tokenizer) -> bool:
+    """Whether ``tokenizer`` puts its BOS token in front of a text when asked for special tokens
+    (``add_bos_token``, or a post-processor that adds it): Llama's and Mistral's tokenizers do, and
+    their chat templates (Zephyr's) may not write it themselves."""
+    cached = _ADDS_BOS.get(tokenizer)
+    if cached is None:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        cached = bos is not None and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos] \
+            and tokenizer("a", add_special_tokens=False)["input_ids"][:1] != [bos]
+        _ADDS_BOS[tokenizer] = cached
+    return cached
+
+
+def text_ids(tokenizer, text: str) -> list[int]:
+    """The token ids of a text the chat template rendered: no special tokens added, except the BOS
+    token where the tokenizer would add one and the text does not start with it already (a template
+    such as Llama-3's writes ``<|begin_of_text|>`` itself; Zephyr's does not, and the model was
+    trained with it)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if adds_bos(tokenizer) and ids[:1] != [tokenizer.bos_token_id]:
+        ids = [tokenizer.bos_token_id] + ids
+    return ids
+
+
+def bos_kept(tokenizer) -> int:
+    """How many leading prompt tokens a left cut keeps: 1 (the BOS token) where :func:`adds_bos`."""
+    return 1 if tokenizer is not None and adds_bos(tokenizer) else 0
+
+
 def encode_completions(tokenizer, prompt: str, completions: list[str]) -> tuple[list[int], list[list[int]]]:
     """:func:`encode` for several completions of one prompt (the prompt rendered once).
+
+    The completion's ids are the conversation's ids after the prompt's when the prompt's ids are a
+    prefix of them (word-level and most BPE tokenizers: exactly the ids of the whole text). Where
+    the tokenizer merges across the boundary (Qwen2's pre-tokenizer joins the generation prompt's
+    final newline with an answer's leading newlines into one piece), the completion's text, the
+    rendered conversation after the rendered prompt, is tokenised on its own: the ids a model
+    continuing the prompt would produce. A template whose conversation does not start with its
+    prompt text is an :class:`UnusablePairError`.
 
     Results are remembered per tokenizer (keyed by its chat template and vocabulary size too): a
     self-improving round tokenises the same pairs to label them under two models, to train on them
@@ -80,25 +117,32 @@ def encode_completions(tokenizer, prompt: str, completions: list[str]) -> tuple[
         cache.clear()
     version = (getattr(tokenizer, "chat_template", None), len(tokenizer))
     user = [{"role": "user", "content": prompt}]
-    head_ids = cache.get((version, prompt))
-    if head_ids is None:
-        head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        head_ids = cache[(version, prompt)] = tuple(tokenizer(head, add_special_tokens=False)["input_ids"])
+    head = cache.get((version, prompt))
+    if head is None:
+        text = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        head = cache[(version, prompt)] = (text, tuple(text_ids(tokenizer, text)))
+    head_text, head_ids = head
     tails = []
     for completion in completions:
         tail = cache.get((version, prompt, completion))
         if tail is None:
             full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": completion}], tokenize=False)
-            full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-            if tuple(full_ids[:len(head_ids)]) != head_ids:
-                raise ValueError(f"the chat template does not extend the prompt for completion {completion!r}")
-            tail = cache[(version, prompt, completion)] = tuple(full_ids[len(head_ids):])
+            full_ids = text_ids(tokenizer, full)
+            if tuple(full_ids[:len(head_ids)]) == head_ids:
+                tail = tuple(full_ids[len(head_ids):])
+            elif full.startswith(head_text):
+                tail = tuple(tokenizer(full[len(head_text):], add_special_tokens=False)["input_ids"])
+            else:
+                raise UnusablePairError(f"the chat template's conversation does not start with its prompt for "
+                                        f"completion {completion[:60]!r}")
+            cache[(version, prompt, completion)] = tail
         tails.append(list(tail))
     return list(head_ids), tails
 
 
 ENCODE_CACHE_LIMIT = 500_000   # entries per tokenizer before the memo starts again (a few hundred MB at most)
 _ENCODED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ADDS_BOS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def completion_reserve(max_length: int, min_completion_tokens: int | None) -> int:
@@ -114,12 +158,13 @@ def completion_reserve(max_length: int, min_completion_tokens: int | None) -> in
 
 
 def truncate_pair(prompt_ids: list[int], chosen_ids: list[int], rejected_ids: list[int], max_length: int | None,
-                  min_completion_tokens: int | None = None) -> TokenisedPair:
+                  min_completion_tokens: int | None = None, keep_first: int = 0) -> TokenisedPair:
     """Fit prompt + completion into ``max_length`` tokens for both sides of a pair.
 
     1. the prompt is cut from the left (its end, next to the answer, stays), but only down to
        ``max_length - min(longest completion, reserve)`` tokens, where ``reserve`` is
-       :func:`completion_reserve`; both sides share the cut prompt;
+       :func:`completion_reserve`; both sides share the cut prompt; its first ``keep_first``
+       tokens (a BOS token, :func:`bos_kept`) stay in front of what is left;
     2. then each completion is cut at its end to what is left of ``max_length``.
 
     Raises :class:`UnusablePairError` naming the side and the lengths when a side keeps no
@@ -132,7 +177,7 @@ def truncate_pair(prompt_ids: list[int], chosen_ids: list[int], rejected_ids: li
         longest = max(len(chosen_ids), len(rejected_ids))
         keep_prompt = min(len(prompt_ids), max_length - min(longest, reserve))
         room = max_length - keep_prompt
-    prompt = prompt_ids[len(prompt_ids) - keep_prompt:]
+    prompt = cut_left(prompt_ids, keep_prompt, keep_first)
     chosen, rejected = chosen_ids[:room], rejected_ids[:room]
     lengths = (f"{len(prompt_ids)} prompt, {len(chosen_ids)} chosen and {len(rejected_ids)} rejected tokens, "
                f"max_length {max_length}, min_completion_tokens {min_completion_tokens}")
@@ -143,6 +188,14 @@ def truncate_pair(prompt_ids: list[int], chosen_ids: list[int], rejected_ids: li
             raise UnusablePairError(f"the {side} completion keeps no token ({lengths})")
     cut = len(prompt) < len(prompt_ids) or len(chosen) < len(chosen_ids) or len(rejected) < len(rejected_ids)
     return TokenisedPair(prompt, chosen, rejected, truncated=cut)
+
+
+def cut_left(ids: list[int], keep: int, keep_first: int = 0) -> list[int]:
+    """The last ``keep`` of ``ids``, its first ``keep_first`` tokens kept in front when it is cut."""
+    if keep >= len(ids):
+        return list(ids)
+    first = min(keep_first, keep)
+    return list(ids[:first]) + list(ids[len(ids) - (keep - first):]) if keep > first else list(ids[:keep])
 
 
 def tokenise_rows(tokenizer, rows: list[dict], prefix: str | None = None, max_length: int | None = None,
@@ -156,11 +209,11 @@ def tokenise_rows(tokenizer, rows: list[dict], prefix: str | None = None, max_le
     and the side when ``on_unusable == "error"``; with ``"skip"`` it is left out and counted."""
     if on_unusable not in UNUSABLE_PAIR_MODES:
         raise ValueError(f"on_unusable must be one of {UNUSABLE_PAIR_MODES}, got {on_unusable!r}")
-    out = TokenisedRows()
+    out, first = TokenisedRows(), bos_kept(tokenizer)
     for i, row in enumerate(rows):
-        prompt, chosen, rejected = _row_ids(tokenizer, row, i, prefix, stage)
         try:
-            pair = truncate_pair(prompt, chosen, rejected, max_length, min_completion_tokens)
+            prompt, chosen, rejected = _row_ids(tokenizer, row, i, prefix, stage)
+            pair = truncate_pair(prompt, chosen, rejected, max_length, min_completion_tokens, first)
         except UnusablePairError as exc:
             if on_unusable == "error":
                 raise UnusablePairError(f"{stage}: row {i}: {exc} (set on_unusable_pair='skip' to leave such "
@@ -190,10 +243,7 @@ def _row_ids(tokenizer, row: dict, i: int, prefix: str | None, stage: str) -> tu
     if tokenizer is None:
         raise ValueError(f"{stage}: row {i} is text but no tokenizer was given")
     prompt = f"{prefix} {row['prompt']}" if prefix else row["prompt"]
-    try:
-        head, (chosen, rejected) = encode_completions(tokenizer, prompt, [row["chosen"], row["rejected"]])
-    except ValueError as exc:
-        raise ValueError(f"{stage}: row {i}: {exc}") from None
+    head, (chosen, rejected) = encode_completions(tokenizer, prompt, [row["chosen"], row["rejected"]])
     return head, chosen, rejected
 
 

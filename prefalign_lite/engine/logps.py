@@ -17,7 +17,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..objectives import extrapolated_logps
-from .encoding import PairBatch, pair_batch
+from .encoding import PairBatch, UnusablePairError, bos_kept, collate, encode_completions, pair_batch, truncate_pair
+from .models import autocast_for
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 25   # 32M logits (128 MB in float32) per chunk of completion tokens
 
@@ -166,7 +167,8 @@ def pair_logps(model, tokenizer, rows: list[dict], *, prefix: str | None = None,
                batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logp_chosen, logp_rejected)`` in float32 on the CPU of plain-string rows
     ``{"prompt", "chosen", "rejected"}`` under ``model``, ``batch_size`` rows per forward pass
-    (long prompts cut from the left as in training; ``prefix`` is prepended to each user turn)."""
+    (long prompts cut from the left as in training; ``prefix`` is prepended to each user turn);
+    under bf16 autocast on a GPU."""
     if not rows:
         raise ValueError("log-probs of zero rows")
     device = next(model.parameters()).device
@@ -175,9 +177,39 @@ def pair_logps(model, tokenizer, rows: list[dict], *, prefix: str | None = None,
         part = rows[lo:lo + batch_size]
         batch = pair_batch(tokenizer, [r["prompt"] for r in part], [r["chosen"] for r in part],
                            [r["rejected"] for r in part], prefix=prefix, max_length=max_length)
-        w, l_ = split_pairs(forward_logps(model, batch.to(device)))
+        with autocast_for(device):
+            w, l_ = split_pairs(forward_logps(model, batch.to(device)))
         chosen.append(w.float().cpu()), rejected.append(l_.float().cpu())
     return torch.cat(chosen), torch.cat(rejected)
+
+
+@torch.no_grad()
+def completion_logps_of(model, tokenizer, prompts: list[str], completions: list[str], *, max_length: int | None = None,
+                        batch_size: int = 128) -> torch.Tensor:
+    """``log p(completion | prompt)`` of each (prompt, completion) in float32 on the CPU, one
+    sequence per completion: :func:`pair_logps`' chosen side without a rejected side to compute
+    (the same truncation, ``batch_size`` completions per forward pass)."""
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    if not prompts:
+        raise ValueError("log-probs of zero completions")
+    device, out = next(model.parameters()).device, []
+    first = bos_kept(tokenizer)
+    for lo in range(0, len(prompts), batch_size):
+        pairs = []
+        for i, (p, c) in enumerate(zip(prompts[lo:lo + batch_size], completions[lo:lo + batch_size]), start=lo):
+            head, (tail,) = encode_completions(tokenizer, p, [c])
+            try:
+                pair = truncate_pair(head, tail, tail, max_length, keep_first=first)
+            except UnusablePairError as exc:
+                raise UnusablePairError(f"completion log-probs: row {i}: {exc}") from None
+            pairs.append(pair)
+        batch = collate(pairs, tokenizer.pad_token_id)
+        half = batch.n_pairs
+        single = PairBatch(batch.input_ids[:half], batch.attention_mask[:half], batch.labels[:half])
+        with autocast_for(device):
+            out.append(forward_logps(model, single.to(device)).float().cpu())
+    return torch.cat(out)
 
 
 def extrapolated_pair_logps(policy_logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor,

@@ -3,6 +3,7 @@
 Bradley-Terry loss."""
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..core.files import building_folder
+from .encoding import bos_kept, cut_left, text_ids
+from .models import autocast_for
 
 
 def bradley_terry_loss(reward_chosen: torch.Tensor, reward_rejected: torch.Tensor) -> torch.Tensor:
@@ -28,19 +31,115 @@ def chat_text(tokenizer, prompt: str, response: str) -> str:
                                          tokenize=False)
 
 
+def pad_id_for(tokenizer, config) -> int:
+    """The id that pads a reward model's batches: the tokenizer's pad token, else the config's
+    ``pad_token_id``, else its (first) end token, else 0. Which id it is does not change a score:
+    padded positions are masked and the score is read at each row's last real token."""
+    for candidate in (getattr(tokenizer, "pad_token_id", None), getattr(config, "pad_token_id", None),
+                      getattr(tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None)):
+        if isinstance(candidate, (list, tuple)):
+            candidate = candidate[0] if candidate else None
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def reads_own_padding(model, tokenizer) -> bool:
+    """Whether transformers' sequence classifier finds each row's last token itself: only when the
+    config names a pad id that the rendered text never holds (not BOS or EOS). Otherwise (Llama-3.1's
+    reward models have no pad id: a batch of two raises) the kit reads the score at the last
+    attended position (:func:`last_token_scores`)."""
+    pad = getattr(model.config, "pad_token_id", None)
+    ends = {getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "bos_token_id", None)}
+    eos = getattr(model.config, "eos_token_id", None)
+    ends |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
+    return pad is not None and pad not in ends
+
+
+def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The scalar head at each row's last attended token (padding on either side), ``(N,)`` in
+    float32: what transformers' ``*ForSequenceClassification`` computes, without its pad-token search."""
+    backbone, head = getattr(model, model.base_model_prefix), getattr(model, "score")
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = (positions * attention_mask).argmax(-1)
+    return head(hidden[torch.arange(hidden.shape[0], device=hidden.device), last]).float()[:, 0]
+
+
+def encode_chats(tokenizer, prompts: list[str], responses: list[str], max_length: int | None = None) -> list[list[int]]:
+    """The token ids of each two-turn conversation (:func:`chat_text`; BOS where the tokenizer adds
+    one), cut from the left to ``max_length`` (a BOS token stays)."""
+    first, out = bos_kept(tokenizer), []
+    for p, r in zip(prompts, responses):
+        ids = text_ids(tokenizer, chat_text(tokenizer, p, r))
+        out.append(cut_left(ids, max_length, first) if max_length else ids)
+    return out
+
+
+def _padded(seqs: list[list[int]], pad: int, device, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    fill = [[pad] * (width - len(s)) for s in seqs]
+    ones = [[1] * len(s) for s in seqs]
+    zeros = [[0] * (width - len(s)) for s in seqs]
+    if left:
+        return (torch.tensor([f + s for f, s in zip(fill, seqs)], device=device),
+                torch.tensor([z + o for z, o in zip(zeros, ones)], device=device))
+    return (torch.tensor([s + f for f, s in zip(fill, seqs)], device=device),
+            torch.tensor([o + z for z, o in zip(zeros, ones)], device=device))
+
+
+def batch_scores(model, tokenizer, seqs: list[list[int]], device, own_padding: bool | None = None) -> torch.Tensor:
+    """Scores of one batch of token-id rows, padded on the tokenizer's ``padding_side`` (the kit's
+    own tokenizers pad on the left: the ids the tokenizer's own batch call gives), gradients flowing
+    when enabled."""
+    own = reads_own_padding(model, tokenizer) if own_padding is None else own_padding
+    pad = model.config.pad_token_id if own else pad_id_for(tokenizer, model.config)
+    ids, mask = _padded(seqs, pad, device, left=getattr(tokenizer, "padding_side", "right") == "left")
+    if own:
+        return model(input_ids=ids, attention_mask=mask).logits[:, 0]
+    if hasattr(model, "score") and hasattr(model, "base_model_prefix"):
+        return last_token_scores(model, ids, mask)
+    return torch.cat([model(input_ids=torch.tensor([s], device=device)).logits[:, 0] for s in seqs])
+
+
 class RewardModel:
     """Scores (prompt, response) pairs through the tokenizer's chat template; ``name`` says which
-    model judged (the report names its judge)."""
+    model judged (the report names its judge).
 
-    def __init__(self, path_or_id: str | Path, device: str = "cpu", batch_size: int = 16):
+    Conversations longer than ``max_length`` tokens are cut from the left. With ``offload`` (the
+    default on a GPU) the model lives in CPU memory and is on ``device`` only while it scores, so a
+    7-8B judge does not stay resident through training and sampling; every GPU pass runs under
+    bf16 autocast. A tokenizer or config without a pad token is fine (:func:`pad_id_for`)."""
+
+    def __init__(self, path_or_id: str | Path, device: str = "cpu", batch_size: int = 16,
+                 max_length: int | None = 4096, offload: bool | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"RewardModel: batch_size must be an integer >= 1, got {batch_size!r}")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+            raise ValueError(f"RewardModel: max_length must be an integer >= 2 or None, got {max_length!r}")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.name = f"reward model {path_or_id}"
+        self.device, self.batch_size, self.max_length = torch.device(device), batch_size, max_length
+        self.offload = self.device.type == "cuda" if offload is None else offload
+        self.home = torch.device("cpu") if self.offload else self.device
         self.tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(path_or_id)).to(device).eval()
-        self.device, self.batch_size = device, batch_size
+        kwargs = {"dtype": torch.bfloat16} if self.device.type == "cuda" else {}
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(path_or_id), **kwargs).to(self.home).eval()
+        self.own_padding = reads_own_padding(self.model, self.tokenizer)
+
+    @contextlib.contextmanager
+    def on_device(self):
+        """The model on ``device`` while inside (moved back to CPU memory after, with ``offload``)."""
+        if self.home != self.device:
+            self.model.to(self.device)
+        try:
+            yield self.model
+        finally:
+            if self.home != self.device:
+                self.model.to(self.home)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
 
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         if len(prompts) != len(responses):
@@ -51,13 +150,12 @@ class RewardModel:
             for i, text in enumerate(texts):
                 if not isinstance(text, str):
                     raise ValueError(f"RewardModel.score: {name}[{i}] must be a string, got {type(text).__name__}")
-        texts = [chat_text(self.tokenizer, p, r) for p, r in zip(prompts, responses)]
+        seqs = encode_chats(self.tokenizer, prompts, responses, self.max_length)
         scores = []
-        with torch.no_grad():
-            for lo in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(texts[lo:lo + self.batch_size], return_tensors="pt", padding=True,
-                                     add_special_tokens=False).to(self.device)
-                scores.append(self.model(**enc).logits[:, 0].float().cpu().numpy())
+        with torch.no_grad(), self.on_device() as model, autocast_for(self.device):
+            for lo in range(0, len(seqs), self.batch_size):
+                part = seqs[lo:lo + self.batch_size]
+                scores.append(batch_scores(model, self.tokenizer, part, self.device, self.own_padding).float().cpu().numpy())
         return np.concatenate(scores)
 
 
@@ -79,7 +177,9 @@ def train_reward_model(init_path: Path | str, rows: list[dict], out: Path | str,
         model = AutoModelForSequenceClassification.from_pretrained(str(init_path), num_labels=1)
     finally:
         hf_logging.set_verbosity(verbosity)
-    model.config.pad_token_id = tokenizer.pad_token_id
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    own = reads_own_padding(model, tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     order, rng = list(range(len(rows))), random.Random(seed)
     model.train()
@@ -87,10 +187,9 @@ def train_reward_model(init_path: Path | str, rows: list[dict], out: Path | str,
         rng.shuffle(order)
         for lo in range(0, len(order), batch_size):
             part = [rows[i] for i in order[lo:lo + batch_size]]
-            texts = [chat_text(tokenizer, r["prompt"], r[side]) for side in ("chosen", "rejected") for r in part]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
-                            add_special_tokens=False)
-            scores = model(**enc).logits[:, 0]
+            seqs = encode_chats(tokenizer, [r["prompt"] for _ in (0, 1) for r in part],
+                                [r[side] for side in ("chosen", "rejected") for r in part], max_length)
+            scores = batch_scores(model, tokenizer, seqs, "cpu", own)
             loss = bradley_terry_loss(scores[:len(part)], scores[len(part):]).mean()
             optimizer.zero_grad()
             loss.backward()

@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.margin import log_ratio_margin
+from . import distributed
 from . import encoding as E
 from . import logps as L
 from . import models
@@ -246,38 +247,41 @@ class PreferenceTrainer:
                  cfg.max_length, len(data.skipped), len(rows))
         torch.manual_seed(cfg.seed)
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-        per_epoch = math.ceil(n / cfg.batch_size)
-        total = max(1, per_epoch * cfg.epochs // cfg.grad_accumulation)
+        rank, world = distributed.rank_and_world()
+        per_epoch = math.ceil(math.ceil(n / cfg.batch_size) / cfg.grad_accumulation)
+        total = max(1, per_epoch * cfg.epochs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total, cfg.warmup_fraction))
-        update, window, micro, logged = 0, [], 0, 0
+        update, window, logged = 0, [], 0
         self.model.train()
-        bar = tqdm(total=total, desc=stage, disable=not cfg.progress, leave=False)
+        bar = tqdm(total=total, desc=stage, disable=not cfg.progress or rank > 0, leave=False)
         tick = time.perf_counter()
         with activation_checkpointing(self.model, self.checkpointing):
             for epoch in range(cfg.epochs):
-                for idx in self._batch_indices(n, epoch):
-                    rows_b = [rows[data.kept[i]] for i in idx]
-                    batch = E.collate([data.pairs[i] for i in idx], self.pad_token_id, tuple(data.kept[i] for i in idx))
-                    aug = (E.collate([augmented.pairs[i] for i in idx], self.pad_token_id)
-                           if augmented is not None else None)
-                    x = self.batch_inputs(batch, rows_b, update, total, aug)
-                    loss, metrics = self.objective.loss(x)
-                    if not torch.isfinite(loss).all():
-                        raise FloatingPointError(f"{stage}: non-finite loss at update {update} (rows {list(batch.rows)[:8]})")
-                    (loss.mean() / cfg.grad_accumulation).backward()
-                    margin = self.objective.beta * log_ratio_margin(x.pi_w, x.pi_l, x.ref_w, x.ref_l).detach()
-                    window.append({"loss": loss.mean().item(), "margin": margin.mean().item(),
-                                   "accuracy": (margin > 0).float().mean().item(), **metrics})
-                    micro += 1
-                    if micro % cfg.grad_accumulation:
-                        continue
+                for group in update_groups(self._batch_indices(n, epoch), cfg.grad_accumulation):
+                    pairs = sum(len(idx) for idx in group)   # pairs of this update, over every process
+                    for idx in group[rank::world]:
+                        rows_b = [rows[data.kept[i]] for i in idx]
+                        batch = E.collate([data.pairs[i] for i in idx], self.pad_token_id, tuple(data.kept[i] for i in idx))
+                        aug = (E.collate([augmented.pairs[i] for i in idx], self.pad_token_id)
+                               if augmented is not None else None)
+                        x = self.batch_inputs(batch, rows_b, update, total, aug)
+                        loss, metrics = self.objective.loss(x)
+                        if not torch.isfinite(loss).all():
+                            raise FloatingPointError(f"{stage}: non-finite loss at update {update} (rows {list(batch.rows)[:8]})")
+                        share = len(idx) / pairs   # so that the update's gradient is the mean over its pairs
+                        (loss.mean() if share == 1 else loss.mean() * share).backward()
+                        margin = self.objective.beta * log_ratio_margin(x.pi_w, x.pi_l, x.ref_w, x.ref_l).detach()
+                        window.append({"loss": loss.mean().item(), "margin": margin.mean().item(),
+                                       "accuracy": (margin > 0).float().mean().item(), **metrics})
+                    if world > 1:
+                        distributed.sum_gradients(params)
                     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     update += 1
                     bar.update(1)
-                    if update % cfg.log_every == 0 or update == total:
+                    if window and (update % cfg.log_every == 0 or update == total):
                         now = time.perf_counter()
                         record = {k: sum(w[k] for w in window if k in w) / sum(k in w for w in window) for k in window[-1]}
                         record.update(update=update, epoch=epoch, lr=scheduler.get_last_lr()[0],
@@ -290,6 +294,12 @@ class PreferenceTrainer:
         bar.close()
         self.model.eval()
         return history
+
+
+def update_groups(batches: list[list[int]], grad_accumulation: int) -> list[list[list[int]]]:
+    """An epoch's batches in groups of ``grad_accumulation``, one group per optimizer update (the
+    last group of an epoch may be shorter; its gradient is still the mean over its pairs)."""
+    return [batches[lo:lo + grad_accumulation] for lo in range(0, len(batches), grad_accumulation)]
 
 
 def _restrict(done: E.TokenisedRows, keep: list[int], n_rows: int) -> E.TokenisedRows:

@@ -29,7 +29,8 @@ def reward_model_prefers_first(judge: RewardModel, rows: list[dict]) -> list[boo
 
 def llm_prefers_first(model, tokenizer, setting, rows: list[dict], max_length: int) -> list[bool]:
     """LLM-as-judge with ``model`` in the setting's style; ``chosen`` is the first answer."""
-    return setting.llm_first_wins(lambda asked: pair_logps(model, tokenizer, asked, max_length=max_length), rows)
+    return setting.llm_first_wins(lambda asked: pair_logps(model, tokenizer, asked, max_length=max_length), rows,
+                                  tokenizer=tokenizer, max_length=max_length)
 
 
 def fit_reward_judge(session, rows: list[dict], folder: Path | None = None) -> RewardModel:

@@ -46,12 +46,17 @@ class SessionConfig:
     eval_temperature: float = 1.0     # the protocol's: the policy as trained (SeRA evaluates at 1.0 too)
     eval_top_p: float = 1.0
     sample_temperature: float = 0.7
-    batch_size: int = 32
+    batch_size: int = 32              # pairs per forward and backward pass
     sample_batch_size: int | None = None   # None: generate.default_batch_size for the device
     learning_rate: float = LEARNING_RATE
     max_length: int | None = None     # None: the setting's
     max_new_tokens: int | None = None # None: the setting's
     kl_prompts: int = 100             # evaluation prompts used to estimate the KL between iterates
+    # ---- the shape of a run on real hardware (issue 19) ----
+    grad_accumulation: int = 1        # passes per optimizer update: an update sees batch_size * grad_accumulation pairs
+    max_prompt_tokens: int | None = None   # sampling cuts longer prompts from the left (None: the setting's)
+    merged_sampling: bool | None = None    # sample from a dense merged copy of the iterate (None: on a GPU)
+    resident_adapters: int | None = None   # adapters kept on the device, the rest in CPU memory (None: 4 on a GPU)
 
 
 @dataclass
@@ -80,9 +85,15 @@ class Session:
         self.sft_path = resolve(str(model)) if model else setting.default_model()
         _, self.tokenizer = models.load_pretrained(self.sft_path, tokenizer_only=True)
         four_bit = config.four_bit if config.four_bit is not None else models.default_device().type == "cuda"
-        self.iterates = models.IterateAdapters(models.load_base(self.sft_path, four_bit=four_bit), config.lora)
+        base = models.load_base(self.sft_path, four_bit=four_bit)
+        gpu = next(base.parameters()).device.type == "cuda"
+        resident = config.resident_adapters if config.resident_adapters is not None else (4 if gpu else None)
+        self.iterates = models.IterateAdapters(base, config.lora, resident=resident)
         self.max_length = config.max_length or setting.max_length
         self.max_new_tokens = config.max_new_tokens or setting.max_new_tokens
+        self.max_prompt_tokens = config.max_prompt_tokens or getattr(setting, "max_prompt_tokens", None)
+        self.merged_sampling = gpu if config.merged_sampling is None else config.merged_sampling
+        self._merged: tuple | None = None   # (iterate, dense copy) while that iterate is unchanged
         self.sample_batch_size = config.sample_batch_size or generate.default_batch_size(self.iterates.base)
         self.pool = setting.pool(config.n_eval, config.n_train, config.seed)
         self.times: dict[str, float] = {}
@@ -119,12 +130,24 @@ class Session:
                seed: int = 0, top_p: float = 0.95) -> list[list[str]]:
         if not prompts:
             raise ValueError("sampling on zero prompts")
-        with self.model_for(t) as m:
+        with self._sampler(t) as m:
             out, _ = generate.sample(m, self.tokenizer, prompts, n_samples=n_samples,
                                      temperature=self.config.sample_temperature if temperature is None else temperature,
                                      top_p=top_p, max_new_tokens=self.max_new_tokens, seed=seed,
-                                     batch_size=self.sample_batch_size, progress=False)
+                                     batch_size=self.sample_batch_size, progress=False,
+                                     max_prompt_tokens=self.max_prompt_tokens,
+                                     top_k=getattr(self.setting, "sample_top_k", generate.DEFAULT_TOP_K))
         return out
+
+    def _sampler(self, t: int | None):
+        """The model that samples for iterate ``t``: itself, or with ``merged_sampling`` a dense copy
+        with its adapter merged (one matmul per projection; rebuilt only after ``t`` changes)."""
+        if not self.merged_sampling or self.iterates.model is None:
+            return self.model_for(t)
+        if self._merged is None or self._merged[0] != t:
+            self._merged = None
+            self._merged = (t, self.iterates.merged(t, dtype=models.default_dtype(self.device), base=t is SFT))
+        return _no_grad(self._merged[1])
 
     def logps(self, t: int | None, rows: list[dict], prefix: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logp_chosen, logp_rejected)`` of plain-string rows under iterate ``t`` (long prompts cut
@@ -140,9 +163,11 @@ class Session:
               epochs: int = 1, stage: str = "training") -> trainer.History:
         """Create iterate ``t`` (from ``init_from`` or fresh) and train it against iterate ``ref``."""
         start = time.perf_counter()
+        self._merged = None   # training needs the memory, and iterate t is about to change
         torch.manual_seed(self.config.seed * 1_000 + t)  # LoRA's initialisation: the same whatever ran before
         self.iterates.create(t, init_from=init_from)
         cfg = trainer.TrainConfig(learning_rate=self.config.learning_rate, epochs=epochs, batch_size=self.config.batch_size,
+                                  grad_accumulation=self.config.grad_accumulation,
                                   max_length=self.max_length, seed=self.config.seed + t, progress=False, stage=stage)
         history = trainer.PreferenceTrainer(self.iterates.model, self.tokenizer, objective,
                                             lambda: self.model_for(ref), cfg).train(rows)
@@ -215,9 +240,13 @@ class Session:
         """:meth:`kl` of ``pi_t`` to each of ``refs``, on the same sample of ``pi_t``."""
         prompts = self.eval_prompts[:self.config.kl_prompts]
         ys = [r[0] for r in self.sample(t, prompts, temperature=1.0, top_p=1.0, seed=self.config.seed + 2)]
-        rows = [{"prompt": p, "chosen": y, "rejected": y} for p, y in zip(prompts, ys)]
-        own = self.logps(t, rows)[0]
-        return [float((own - self.logps(ref, rows)[0]).mean()) for ref in refs]
+        own = self.answer_logps(t, prompts, ys)
+        return [float((own - self.answer_logps(ref, prompts, ys)).mean()) for ref in refs]
+
+    def answer_logps(self, t: int | None, prompts: list[str], answers: list[str]) -> torch.Tensor:
+        """``log pi_t(answer | prompt)`` of each answer (one pass per answer, cut as in training)."""
+        with self.model_for(t) as m:
+            return logps.completion_logps_of(m, self.tokenizer, prompts, answers, max_length=self.max_length)
 
 
 def plain(rows: list[dict]) -> list[dict]:

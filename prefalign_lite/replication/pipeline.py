@@ -85,17 +85,49 @@ def waiting_on(jobs: list[tuple[Stage, int | None, Path]], deps: list[list[int]]
     return [len(a) for a in after]
 
 
-def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 1) -> list[dict]:
-    """Run (or skip) every stage, ``jobs`` at a time where their dependencies allow (``jobs > 1``
-    gives each notebook's kernel one thread: on two cores two single-threaded seeds beat one
-    two-threaded one). Returns one status record per stage, also kept in ``OUT/pipeline.json``."""
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (empty without
+    CUDA)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    named = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    count = torch.cuda.device_count()
+    return named[:count] if named else [str(i) for i in range(count)]
+
+
+def resolve_jobs(jobs, gpus: list[str]) -> int:
+    """How many stages run at once. On CUDA one per GPU: the default and ``"auto"`` give one job per
+    visible GPU, and more jobs than GPUs is refused (each kernel holds a policy and a reward model).
+    On a CPU the default stays one job, and ``"auto"`` is two (two single-threaded seeds on two
+    cores beat one two-threaded seed)."""
+    if jobs is None or jobs == "auto":
+        return len(gpus) if gpus else (2 if jobs == "auto" else 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1 or 'auto', got {jobs!r}")
+    if gpus and jobs > len(gpus):
+        raise ValueError(f"--jobs {jobs} on {len(gpus)} GPU(s) would put more than one job, each with a policy and a "
+                         f"reward model, on one GPU; use --jobs {len(gpus)} (or leave --jobs out: one job per GPU)")
+    return jobs
+
+
+def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int | str | None = None) -> list[dict]:
+    """Run (or skip) every stage, ``jobs`` at a time where their dependencies allow
+    (:func:`resolve_jobs`). On CUDA each running stage has a GPU of its own: its kernel sees only
+    that one (``CUDA_VISIBLE_DEVICES``). On a CPU, ``jobs > 1`` gives each notebook's kernel one
+    thread (on two cores two single-threaded seeds beat one two-threaded one). Returns one status
+    record per stage, also kept in ``OUT/pipeline.json``."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    if jobs > 1:
+    gpus = visible_gpus()
+    jobs = resolve_jobs(jobs, gpus)
+    if jobs > 1 and not gpus:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"   # read by each kernel's torch at import
+    free_gpus = list(gpus)
     out = Path(out).resolve()   # papermill changes the working directory (process-wide) while it runs
     out.mkdir(parents=True, exist_ok=True)
     code, model = package_code(), model_identity(config.model)
@@ -111,12 +143,16 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 
                     break
                 if all(j in statuses for j in deps[i]):
                     pending.remove(i)
-                    running[pool.submit(_one, config, planned, i, out, code, model, echo)] = i
+                    gpu = free_gpus.pop(0) if gpus else None
+                    env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else None
+                    running[pool.submit(_one, config, planned, i, out, code, model, echo, env)] = (i, gpu)
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                i = running.pop(future)
+                i, gpu = running.pop(future)
+                if gpu is not None:
+                    free_gpus.append(gpu)
                 try:
                     statuses[i] = future.result()
                 except NotebookFailed as exc:
@@ -127,7 +163,7 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int = 
     return [statuses[i] for i in sorted(statuses)]
 
 
-def _one(config: RunConfig, planned: list, i: int, out: Path, code: str, model: str, echo) -> dict:
+def _one(config: RunConfig, planned: list, i: int, out: Path, code: str, model: str, echo, env: dict | None = None) -> dict:
     stage, seed, folder = planned[i]
     declared = notebook_parameters(stage.path)
     params = dict(stage.parameters)
@@ -149,8 +185,8 @@ def _one(config: RunConfig, planned: list, i: int, out: Path, code: str, model: 
         echo(f"{label}: skipped (outputs up to date)")
         return {**status, "status": "skipped"}
     start = time.perf_counter()
-    echo(f"{label}: running")
-    _execute(stage, params, folder, key, needs_metrics="out_dir" in declared)
+    echo(f"{label}: running" + (f" on GPU {env['CUDA_VISIBLE_DEVICES']}" if env else ""))
+    _execute(stage, params, folder, key, needs_metrics="out_dir" in declared, env=env)
     seconds = round(time.perf_counter() - start, 1)
     echo(f"{label}: done in {seconds} s")
     return {**status, "status": "ran", "seconds": seconds}
@@ -165,11 +201,11 @@ def _up_to_date(folder: Path, stage: Stage, key: str, needs_metrics: bool) -> bo
     return json.loads(record.read_text()).get("key") == key
 
 
-def _execute(stage: Stage, params: dict, folder: Path, key: str, needs_metrics: bool) -> None:
+def _execute(stage: Stage, params: dict, folder: Path, key: str, needs_metrics: bool, env: dict | None = None) -> None:
     for stale in ("stage.json", "metrics.json"):
         (folder / stale).unlink(missing_ok=True)
     start = time.perf_counter()
     no_metrics = lambda: None if (folder / "metrics.json").exists() else f"finished but wrote no metrics.json into {folder}"  # noqa: E731
     execute_one(stage.path, folder, params, cwd=NOTEBOOKS, label=f"stage {stage.notebook}",
-                check=no_metrics if needs_metrics else None)
+                check=no_metrics if needs_metrics else None, env=env)
     write_json(folder / "stage.json", {"key": key, "parameters": params, "seconds": round(time.perf_counter() - start, 1)})

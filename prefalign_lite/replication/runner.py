@@ -30,10 +30,23 @@ class NotebookFailed(RuntimeError):
     """A notebook raised (or failed a check); its executed copy with the error is kept."""
 
 
+def kernel_manager_with(env: dict):
+    """A jupyter kernel manager class whose kernels start with ``env`` on top of this process's
+    environment (the pipeline pins each stage to its GPU with ``CUDA_VISIBLE_DEVICES``)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class Pinned(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            return await super().start_kernel(**kw)
+    return Pinned
+
+
 def execute_one(nb: Path, folder: Path, parameters: dict | None = None, cwd: Path | None = None,
-                label: str | None = None, check=None) -> Path:
+                label: str | None = None, check=None, env: dict | None = None) -> Path:
     """Execute ``nb`` into ``folder/NAME.ipynb`` via ``NAME.partial.ipynb``; on an error, or when
-    ``check()`` returns a problem, keep ``NAME.failed.ipynb`` and raise ``NotebookFailed``."""
+    ``check()`` returns a problem, keep ``NAME.failed.ipynb`` and raise ``NotebookFailed``. ``env``
+    is added to the kernel's environment."""
     import papermill
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -42,7 +55,8 @@ def execute_one(nb: Path, folder: Path, parameters: dict | None = None, cwd: Pat
     failed.unlink(missing_ok=True)
     try:
         papermill.execute_notebook(str(nb), str(partial), parameters=parameters or {},
-                                   cwd=str(cwd or nb.parent), progress_bar=False)
+                                   cwd=str(cwd or nb.parent), progress_bar=False,
+                                   **({"kernel_manager_class": kernel_manager_with(env)} if env else {}))
     except Exception as exc:
         if partial.exists():
             os.replace(partial, failed)

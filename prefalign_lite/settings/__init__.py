@@ -16,34 +16,50 @@ from .base import Pool, Setting
 from .dataset import DatasetSetting
 from .embedded import EmbeddedSetting
 
-__all__ = ["DatasetSetting", "EmbeddedSetting", "Pool", "STANDINS", "Setting", "from_parameters", "is_standin", "resolve"]
+__all__ = ["DatasetSetting", "EmbeddedSetting", "FAITHFUL", "Pool", "STANDINS", "Setting", "from_parameters", "is_standin", "resolve"]
 
-STANDIN = "standin:"   # "standin:policy", "standin:reward_model", "standin:dataset": the kit's local stand-ins
+STANDIN = "standin:"   # "standin:policy", "standin:qwen2.5-0.5b-instruct", ...: the kit's local stand-ins
+# the first stand-ins (a tiny Qwen2 policy and reward model sharing a BPE tokenizer, JSONL rows)
 STANDINS = ("policy", "reward_model", "dataset")
+# one quirk-faithful stand-in per artefact the configs name (:mod:`.artefacts`, :mod:`.standin_build`)
+FAITHFUL = ("qwen2.5-0.5b-instruct", "zephyr-7b-sft-full", "skywork-reward-v2-llama-3.1-8b",
+            "skywork-reward-v2-qwen3-0.6b", "ultrafeedback_binarized", "qwen2.5-0.5b-instruct-full-size")
 
 
 def is_standin(name: str) -> bool:
     """Whether ``name`` asks for one of the kit's local stand-ins (``standin:policy``, ...)."""
-    return isinstance(name, str) and name.startswith(STANDIN) and name[len(STANDIN):] in STANDINS
+    return isinstance(name, str) and name.startswith(STANDIN) and name[len(STANDIN):] in STANDINS + FAITHFUL
 
 
 def resolve(name: str) -> str:
     """A model, judge or dataset name with ``standin:`` replaced by the path of the kit's own local
-    stand-in of a real one (:mod:`.standins`: tiny Qwen2 policy and reward model with a BPE
-    tokenizer, rows in UltraFeedback's layout), built on first use; other names pass unchanged."""
+    stand-in of a real one, built on first use; other names pass unchanged. ``standin:policy``,
+    ``standin:reward_model`` and ``standin:dataset`` are the first, friendly stand-ins
+    (:mod:`.standins`); the others reproduce each real artefact's quirks (:mod:`.standin_build`)."""
     if not name or not name.startswith(STANDIN):
         return name
     if not is_standin(name):
-        raise ValueError(f"unknown stand-in {name!r}: use " + ", ".join(STANDIN + s for s in STANDINS))
+        raise ValueError(f"unknown stand-in {name!r}: use " + ", ".join(STANDIN + s for s in STANDINS + FAITHFUL))
+    short = name[len(STANDIN):]
+    if short in FAITHFUL:
+        from .standin_build import standin_path
+
+        return str(standin_path(short))
     from . import standins
 
-    return str(getattr(standins.standins(), name[len(STANDIN):]))
+    return str(getattr(standins.standins(), short))
 
 
-def from_parameters(dataset: str = "", judge: str = "") -> Setting:
-    """The setting a notebook's parameters ask for: the embedded world unless ``dataset`` is given."""
+def from_parameters(dataset: str = "", judge: str = "", **options) -> Setting:
+    """The setting a notebook's parameters ask for: the embedded world unless ``dataset`` is given.
+    ``options`` are :class:`.dataset.DatasetSetting` fields (``split``, ``eval_split``,
+    ``max_length``, ``max_new_tokens``, ``max_prompt_tokens``, ...); a value of ``None`` keeps the
+    default."""
+    options = {k: v for k, v in options.items() if v is not None}
     if dataset:
-        return DatasetSetting(source=resolve(dataset), judge_model=resolve(judge))
+        return DatasetSetting(source=resolve(dataset), judge_model=resolve(judge), **options)
     if judge:
         raise ValueError("a reward-model judge was given without a dataset; the embedded world has its own gold judge")
+    if options:
+        raise ValueError(f"{sorted(options)}: options of a real dataset, but no dataset was given")
     return EmbeddedSetting()

@@ -34,6 +34,8 @@ class Setting:
     quality_prompt: str            # Sr-DPO's p, prepended to the user turn
     max_length: int                # tokens of prompt + completion in training and log-probs
     max_new_tokens: int            # tokens of a sampled answer
+    max_prompt_tokens: int | None  # sampling cuts longer prompts from the left (None: never)
+    sample_top_k: int              # the sampler's top-k (0: none, a draw from the model; generate.DEFAULT_TOP_K)
 
     def default_model(self) -> str:
         """The SFT model a run starts from when the notebook names none."""
@@ -42,10 +44,11 @@ class Setting:
     def pool(self, n_eval: int, n_train: int, seed: int) -> Pool:
         raise NotImplementedError
 
-    def llm_first_wins(self, logps: PairLogps, rows: list[dict]) -> list[bool]:
+    def llm_first_wins(self, logps: PairLogps, rows: list[dict], tokenizer=None, max_length: int | None = None) -> list[bool]:
         """LLM-as-judge: ask the judging model (through ``logps``) which answer of each row is
         better, in this world's way of asking; ``True`` where ``chosen`` (the first answer) wins.
-        A tie goes to the second answer, as SPA's Eq. 8 does."""
+        A tie goes to the second answer, as SPA's Eq. 8 does. ``tokenizer`` and ``max_length``
+        let a setting fit its question to the judge's token budget."""
         raise NotImplementedError
 
     def labelled(self, rows: list[dict], seed: int, flip_rate: float = 0.0) -> list[dict]:

@@ -8,9 +8,10 @@ import logging
 import random
 from dataclasses import dataclass
 
-from ..engine.data import load_preferences
+from ..engine.data import load_preferences, split_names
 from ..engine.models import default_device
 from ..engine.reward_model import RewardModel
+from .artefacts import KNOWN_SPLITS
 from .base import PairLogps, Pool, Setting
 
 log = logging.getLogger(__name__)
@@ -19,34 +20,67 @@ log = logging.getLogger(__name__)
 PAPER_QUALITY_PROMPT = ("Please generate a response with a usefulness rating of 100 out of 100 for the following query. "
                         "Note that the response should be harmless. The term 100 indicates the level of usefulness, "
                         "where 100 is the maximum and 1 is the minimum. Query:")
-AB_QUESTION = ("Which of the two responses answers the question better?\n\nQuestion: {prompt}\n\n"
-               "(A) {first}\n\n(B) {second}\n\nAnswer with (A) or (B).")
+# The LLM-as-judge question: the material first, the question and the answer format last, so that
+# cutting the material to the token budget never cuts the question (:func:`judge_question`).
+AB_MATERIAL = "Question: {prompt}\n\n(A) {first}\n\n(B) {second}\n\n"
+AB_ASK = "Which of the two responses answers the question better? Answer with (A) or (B)."
+
+
+def default_splits(source: str) -> tuple[str, str | None]:
+    """``(training split, evaluation split)`` for a dataset: the published pair for a known hub id
+    (UltraFeedback-binarized: ``train_prefs`` and ``test_prefs``); for a local source the first of
+    ``train_prefs``/``train`` it has and the first of ``test_prefs``/``test`` (``None``: the
+    evaluation prompts are held out of the training split); ``("train", None)`` otherwise."""
+    if source in KNOWN_SPLITS:
+        return KNOWN_SPLITS[source]
+    names = split_names(source)
+    if not names:
+        return "train", None
+    train = next((n for n in ("train_prefs", "train") if n in names), names[0])
+    return train, next((n for n in ("test_prefs", "test") if n in names and n != train), None)
+
+
+def distinct_prompts(source: str, split: str) -> list[dict]:
+    """One row per distinct prompt of ``split`` (its first pair), bad rows skipped."""
+    rows, report = load_preferences(source, split=split, on_error="skip", conversational=False)
+    log.info("dataset %s [%s]: %s", source, split, report)
+    first = {}
+    for r in rows:  # one pair per prompt (the first), as UltraFeedback-binarized has
+        first.setdefault(r["prompt"], r)
+    return list(first.values())
 
 
 @dataclass
 class DatasetSetting(Setting):
-    """A real preference dataset (hub id or local path) judged by a reward model."""
+    """A real preference dataset (hub id or local path) judged by a reward model. Training prompts
+    come from ``split``, evaluation prompts from ``eval_split`` (``None``: :func:`default_splits`;
+    ``""``: held out of the training split)."""
 
     source: str = ""
     judge_model: str = ""
-    split: str = "train"
+    split: str | None = None
+    eval_split: str | None = None
     name: str = ""
     quality_prompt: str = PAPER_QUALITY_PROMPT
     max_length: int = 1024
     max_new_tokens: int = 300
+    max_prompt_tokens: int | None = 512   # sampling cuts longer prompts from the left (the DPO recipe's 512)
+    sample_top_k: int = 0   # no top-k: a sample is a draw from the model (the checkpoint's own top_k is set aside)
+    judge_batch_size: int = 32
+    judge_max_length: int | None = 4096
     model: str = ""
 
     def __post_init__(self):
         if not self.source or not self.judge_model:
             raise ValueError("DatasetSetting needs a dataset (source) and a reward model (judge_model)")
-        rows, report = load_preferences(self.source, split=self.split, on_error="skip", conversational=False)
-        log.info("dataset %s: %s", self.source, report)
-        first = {}
-        for r in rows:  # one pair per prompt (the first), as UltraFeedback-binarized has
-            first.setdefault(r["prompt"], r)
-        self.rows = list(first.values())
+        train, held = default_splits(self.source)
+        self.split = self.split or train
+        self.eval_split = held if self.eval_split is None else (self.eval_split or None)
+        self.rows = distinct_prompts(self.source, self.split)
+        self.eval_rows = distinct_prompts(self.source, self.eval_split) if self.eval_split else []
         self.name = self.name or f"dataset {self.source}"
-        self.judge = RewardModel(self.judge_model, device=str(default_device()), batch_size=32)
+        self.judge = RewardModel(self.judge_model, device=str(default_device()), batch_size=self.judge_batch_size,
+                                 max_length=self.judge_max_length)
 
     def default_model(self) -> str:
         if not self.model:
@@ -54,25 +88,73 @@ class DatasetSetting(Setting):
         return self.model
 
     def pool(self, n_eval: int, n_train: int, seed: int) -> Pool:
-        order = list(range(len(self.rows)))
-        random.Random(seed).shuffle(order)
-        if n_eval + n_train > len(order):
-            raise ValueError(f"{self.name}: asked for {n_eval} evaluation + {n_train} training prompts, "
-                             f"but it has {len(order)} distinct prompts")
-        picked = [self.rows[i] for i in order]
-        train = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in picked[n_eval:n_eval + n_train]]
-        return Pool([r["prompt"] for r in picked[:n_eval]], train)
+        """``n_eval`` evaluation prompts (from ``eval_split``, else the first of the shuffled training
+        prompts) and the next ``n_train`` training prompts; an evaluation prompt is never trained on."""
+        rng = random.Random(seed)
+        train = list(self.rows)
+        rng.shuffle(train)
+        if self.eval_split:
+            held = list(self.eval_rows)
+            rng.shuffle(held)
+            if n_eval > len(held):
+                raise ValueError(f"{self.name}: asked for {n_eval} evaluation prompts, but split {self.eval_split!r} "
+                                 f"has {len(held)} distinct prompts")
+            held = held[:n_eval]
+            asked = {r["prompt"] for r in held}
+            train = [r for r in train if r["prompt"] not in asked]
+            if n_train > len(train):
+                raise ValueError(f"{self.name}: asked for {n_train} training prompts, but split {self.split!r} has "
+                                 f"{len(train)} distinct prompts outside the evaluation ones")
+        else:
+            if n_eval + n_train > len(train):
+                raise ValueError(f"{self.name}: asked for {n_eval} evaluation + {n_train} training prompts, "
+                                 f"but split {self.split!r} has {len(train)} distinct prompts")
+            held, train = train[:n_eval], train[n_eval:]
+        rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in train[:n_train]]
+        return Pool([r["prompt"] for r in held], rows)
 
-    def llm_first_wins(self, logps: PairLogps, rows: list[dict]) -> list[bool]:
+    def llm_first_wins(self, logps: PairLogps, rows: list[dict], tokenizer=None, max_length: int | None = None) -> list[bool]:
         """The paper's pairwise question answered with "(A)" or "(B)", asked in both orders so that
-        a preference for a position cancels."""
-        return (_ab_margin(logps, rows, False) - _ab_margin(logps, rows, True) > 0).tolist()
+        a preference for a position cancels. With ``tokenizer`` and ``max_length`` the question is
+        fitted to the budget by :func:`judge_question`."""
+        fit = _fitter(tokenizer, max_length)
+        return (_ab_margin(logps, rows, False, fit) - _ab_margin(logps, rows, True, fit) > 0).tolist()
 
 
-def _ab_margin(logps: PairLogps, rows: list[dict], swapped: bool):
+def judge_question(prompt: str, first: str, second: str, fit=None) -> str:
+    """The pairwise question: question and answers, then :data:`AB_ASK` last. ``fit(text) -> int``
+    counts tokens against a budget; when given, the question's text is cut from the left and the
+    answers at their end, each to a share of what the budget leaves, so the ask always survives."""
+    text = AB_MATERIAL.format(prompt=prompt, first=first, second=second) + AB_ASK
+    if fit is None or fit(text) <= 0:
+        return text
+    parts = [prompt, first, second]
+    for _ in range(8):   # shrink the longest part until the whole fits (token counts are not additive)
+        over = fit(AB_MATERIAL.format(prompt=parts[0], first=parts[1], second=parts[2]) + AB_ASK)
+        if over <= 0:
+            break
+        i = max(range(3), key=lambda k: len(parts[k]))
+        keep = max(0, len(parts[i]) - max(over * 6, len(parts[i]) // 4))
+        parts[i] = parts[i][len(parts[i]) - keep:] if i == 0 else parts[i][:keep]
+    return AB_MATERIAL.format(prompt=parts[0], first=parts[1], second=parts[2]) + AB_ASK
+
+
+def _fitter(tokenizer, max_length: int | None):
+    """``text -> tokens over the budget`` of the judge's prompt (room kept for the verdict), or ``None``."""
+    if tokenizer is None or not max_length:
+        return None
+    from ..engine.encoding import encode
+
+    def over(text: str) -> int:
+        head, tail = encode(tokenizer, text, "(A)")
+        return len(head) + len(tail) - max_length
+    return over
+
+
+def _ab_margin(logps: PairLogps, rows: list[dict], swapped: bool, fit=None):
     """``log p("(A)") - log p("(B)")`` for the pairwise question, answers in the given order."""
-    asked = [{"prompt": AB_QUESTION.format(prompt=r["prompt"], first=r["rejected" if swapped else "chosen"],
-                                           second=r["chosen" if swapped else "rejected"]),
+    asked = [{"prompt": judge_question(r["prompt"], r["rejected" if swapped else "chosen"],
+                                       r["chosen" if swapped else "rejected"], fit),
               "chosen": "(A)", "rejected": "(B)"} for r in rows]
     a, b = logps(asked)
     return a - b

@@ -34,6 +34,8 @@ class EmbeddedSetting(Setting):
     quality_prompt: str = world.QUALITY_WORD
     max_length: int = 64
     max_new_tokens: int = 16
+    max_prompt_tokens: int | None = None
+    sample_top_k: int = 50   # transformers' default top-k (of 65 ids), what the committed numbers were drawn with
 
     def __post_init__(self):
         self.judge = GoldJudge()
@@ -48,7 +50,7 @@ class EmbeddedSetting(Setting):
         train = [{"prompt": t.prompt, **_sides(rows.get(t.prompt))} for t in tasks]
         return Pool([t.prompt for t in held_out], train)
 
-    def llm_first_wins(self, logps: PairLogps, rows: list[dict]) -> list[bool]:
+    def llm_first_wins(self, logps: PairLogps, rows: list[dict], tokenizer=None, max_length: int | None = None) -> list[bool]:
         """The judging skill the SFT data taught: each answer is checked on its own
         (``check <prompt>`` followed by the answer) and the one with the larger log-odds of ``good``
         over ``bad`` wins."""

@@ -22,7 +22,8 @@ POSITIVE = ["kit.dpo.step_s", "kit.dpo.peak_gb", "kit.spa.step_s", "kit.spa.peak
             "trl.dpo.peak_gb", "bare.step_s", "bare.peak_gb", "kit.forward_s", "sample.tokens_per_s.b4",
             "sample.tokens_per_s.b8", "sample_merged.tokens_per_s.b4", "sample_merged.tokens_per_s.b8",
             "sample.tokens_per_s.best", "projection.sample_h", "projection.judge_h", "projection.train_h",
-            "projection.spa_iteration_h", "base.parameters", "bench_seconds"]
+            "projection.spa_iteration_h", "projection.score_h", "projection.evaluate_h", "reward.score_s",
+            "base.parameters", "bench_seconds"]
 
 
 def test_every_figure_is_finite_and_positive(result):
@@ -56,20 +57,25 @@ def test_json_is_written_whole_and_the_table_prints(result):
     assert "kit.dpo" in table and "trl.dpo" in table and "target kit_dpo_step_over_bare" in table
 
 
-def test_projection_formula():
+def test_projection_formula_includes_scoring_and_evaluation():
+    """Item 13: the projection used to stop at sampling, judging and training."""
     p = bench.project_spa_iteration(10_000, tokens_per_s=3000.0, forward_s=0.5, spa_step_s=1.5, pairs=4,
-                                    bench_length=1024)
+                                    bench_length=1024, score_s=0.8, score_rows=16, score_length=1024,
+                                    n_eval=500, kl_prompts=100)
     assert p["projection.sample_h"] == pytest.approx(2 * 10_000 * 300 / 3000 / 3600)
     assert p["projection.judge_h"] == pytest.approx(2 * (20_000 / 8) * 0.5 / 3600)
+    assert p["projection.score_h"] == pytest.approx(20_000 / 16 * 0.8 / 3600)
     assert p["projection.train_h"] == pytest.approx(10_000 / 4 * 1.5 / 3600)
-    assert p["projection.spa_iteration_h"] == pytest.approx(
-        p["projection.sample_h"] + p["projection.judge_h"] + p["projection.train_h"])
+    assert p["projection.evaluate_h"] == pytest.approx((600 * 300 / 3000 + 500 / 16 * 0.8 + 3 * 100 / 8 * 0.5) / 3600)
+    assert p["projection.spa_iteration_h"] == pytest.approx(sum(p[f"projection.{k}_h"] for k in
+                                                                ("sample", "judge", "score", "train", "evaluate")))
 
 
 def test_shapes_are_the_real_architectures_and_bad_names_are_refused():
     mistral = bench_shapes.build_config(bench_shapes.get_shape("mistral-7b"))
     assert (mistral.hidden_size, mistral.num_hidden_layers, mistral.num_key_value_heads, mistral.vocab_size,
             mistral.intermediate_size) == (4096, 32, 8, 32000, 14336)
+    assert mistral.use_cache   # item 3: the bench's configs said use_cache=False and its sampling re-fed every token
     qwen = bench_shapes.build_config(bench_shapes.get_shape("qwen2.5-0.5b"))
     assert (qwen.model_type, qwen.hidden_size, qwen.num_attention_heads, qwen.vocab_size) == ("qwen2", 896, 14, 151936)
     with pytest.raises(ValueError, match="unknown shape 'gpt-5'"):

@@ -177,9 +177,12 @@ def test_generation_batch_size_follows_the_device():
     mistral = type("M", (), {"config": MistralConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
                                                      num_key_value_heads=8)})()
     assert generate.kv_cache_bytes_per_token(mistral.config) == 131072
-    assert generate.default_batch_size(mistral, "cuda", free_bytes=75e9) == 512
-    assert generate.default_batch_size(mistral, "cuda", free_bytes=20e9) == 128  # 0.7 * 20e9 / 83.9 MB = 166
-    with pytest.raises(ValueError, match="GB of cache"):
+    # a sequence of a 340-token prompt and 300 new tokens: 83.9 MB of cache and 50.1 MB of prefill
+    per_sequence = 640 * 131072 + 340 * (2 * 2 * 4096 + 4 * 4096 + 4 * 2 * 14336)
+    assert per_sequence == 134_021_120
+    assert generate.default_batch_size(mistral, "cuda", free_bytes=75e9) == 256  # 0.7 * 75e9 / 134.0 MB = 391
+    assert generate.default_batch_size(mistral, "cuda", free_bytes=20e9) == 64   # 0.7 * 20e9 / 134.0 MB = 104
+    with pytest.raises(ValueError, match="GB of cache and prefill"):
         generate.default_batch_size(mistral, "cuda", free_bytes=1e7)
 
 
