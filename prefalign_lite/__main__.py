@@ -195,13 +195,14 @@ def _run_pipeline(args) -> int:
         print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
         return 0
     start = time.perf_counter()
+    out = args.out.resolve()   # before papermill moves the working directory
     try:
-        pipeline.run(config, seeds, args.out, echo=lambda line: print(line, flush=True), jobs=jobs)
+        pipeline.run(config, seeds, out, echo=lambda line: print(line, flush=True), jobs=jobs)
     except pipeline.StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    report = sorted(args.out.glob("*/report.md"))
-    print(f"replication finished in {time.perf_counter() - start:.0f} s; run folder {args.out.resolve()}")
+    report = sorted(out.glob("*/report.md"))
+    print(f"replication finished in {time.perf_counter() - start:.0f} s; run folder {out}")
     for path in report:
         print(f"report: {path.resolve()} (tables) and {path.with_name(path.parent.name + '.ipynb').resolve()} (plots)")
     return 0

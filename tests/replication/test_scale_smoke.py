@@ -15,6 +15,7 @@ def test_scale_smoke_config_runs_through_the_pipeline(tmp_path):
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = (out / "20_replication_report" / "report.md").read_text()
+    assert f"report: {(out / '20_replication_report' / 'report.md').resolve()} (tables)" in done.stdout   # where it is, as said
     assert "SPA Table 1" in report and "Sr-DPO Tables 2 and 4" in report
     assert "| DPO on all gold |" in report and "| Sr-DPO vs DPO |" in report
     for stage in ("11_dpo_baselines", "13_spa", "16_sr_dpo"):
