@@ -1,5 +1,5 @@
 # The kit's two commands: `make replicate` (the main job) and `make test` (the tests).
-# `make replicate` runs the whole toy replication (all methods, 5 seeds) through the resumable
+# `make replicate` runs the toy replication (all methods, seed 0: what fits 30 minutes on 2 cores) through the resumable
 # pipeline and prints where the report is. Each creates .venv on first use and installs the kit with pinned versions (constraints.txt).
 PYTHON ?= python3
 VENV ?= .venv
