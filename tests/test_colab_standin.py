@@ -167,7 +167,8 @@ def test_notebooks_run_from_the_installed_wheel_in_an_empty_folder(ran, name):
     if name.startswith("20_"):
         report = "".join(_printed(cells)[1:-1])
         assert "11_dpo_baselines               seeds [0, 1, 2, 3, 4]" in report, "notebook 20 found the packaged toy run"
-        assert "| data expansion beats DPO on the seed | 0.034 [0.026, 0.042] | 0.007 | reproduced |" in report
+        assert "| SPA beats random labels with a 10.0% seed | 0.058 [0.035, 0.082] | 0.068 |" in report
+        assert "SPA's gate, pooled over 5 seeds: seed model's win rate 0.501 [0.477, 0.525]" in report
 
 
 def test_every_install_cell_names_extras_the_package_provides():
