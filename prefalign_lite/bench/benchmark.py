@@ -332,7 +332,8 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
     return result
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
+    """A figure as the bench's tables print it: "-" when missing, yes/NO, 3 significant digits."""
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -350,25 +351,25 @@ def format_table(r: dict) -> str:
     estimate_of = {"kit.dpo": "estimate.training_step_gb", "kit.spa": "estimate.training_step_gb"}
     for label in ("kit.dpo", "kit.spa", "trl.dpo", "bare"):
         if f"{label}.step_s" in r:
-            lines.append(f"{label:<34}{_fmt(r[f'{label}.step_s']):>10}{_fmt(r.get(f'{label}.peak_gb')):>10}"
-                         f"{_fmt(r.get(estimate_of.get(label, ''))):>13}")
+            lines.append(f"{label:<34}{fmt(r[f'{label}.step_s']):>10}{fmt(r.get(f'{label}.peak_gb')):>10}"
+                         f"{fmt(r.get(estimate_of.get(label, ''))):>13}")
     if "reward.score_s" in r:
-        lines.append(f"{'reward scoring (' + r['reward.shape'] + ')':<34}{_fmt(r['reward.score_s']):>10}"
-                     f"{_fmt(r['reward.peak_gb']):>10}{_fmt(r.get('estimate.reward_scoring_gb')):>13}")
+        lines.append(f"{'reward scoring (' + r['reward.shape'] + ')':<34}{fmt(r['reward.score_s']):>10}"
+                     f"{fmt(r['reward.peak_gb']):>10}{fmt(r.get('estimate.reward_scoring_gb')):>13}")
     for key in sorted(k for k in r if k.startswith(("sample.tokens_per_s.", "sample_merged.tokens_per_s."))):
         b = key.rsplit(".", 1)[-1]
         peak = r.get(f"sample.peak_gb.{b}") if key.startswith("sample.") else None
         est = r.get(f"estimate.sampling.{b}_gb") if key.startswith("sample.") else None
-        lines.append(f"{key + ' (tokens/s)':<44}{_fmt(r[key]):>10}{_fmt(peak) if peak else '':>10}"
-                     f"{_fmt(est) if est else '':>13}")
+        lines.append(f"{key + ' (tokens/s)':<44}{fmt(r[key]):>10}{fmt(peak) if peak else '':>10}"
+                     f"{fmt(est) if est else '':>13}")
     if "projection.spa_iteration_h" in r:
-        parts = ", ".join(f"{k} {_fmt(r[f'projection.{k}_h'])}" for k in ("sample", "judge", "score", "train", "evaluate"))
+        parts = ", ".join(f"{k} {fmt(r[f'projection.{k}_h'])}" for k in ("sample", "judge", "score", "train", "evaluate"))
         lines.append(f"{'SPA iteration on %d prompts (h)' % r['projection.n_prompts']:<44}"
-                     f"{_fmt(r['projection.spa_iteration_h']):>10}  ({parts})")
+                     f"{fmt(r['projection.spa_iteration_h']):>10}  ({parts})")
     for key in sorted(k for k in r if k.startswith("target.") and k.endswith(".holds")):
         name = key[len("target."):-len(".holds")]
-        lines.append(f"target {name:<36} {_fmt(r[f'target.{name}.value'])} (limit {_fmt(r[f'target.{name}.limit'])}):"
-                     f" {_fmt(r[key]) if r[key] is not None else 'not measured'}")
+        lines.append(f"target {name:<36} {fmt(r[f'target.{name}.value'])} (limit {fmt(r[f'target.{name}.limit'])}):"
+                     f" {fmt(r[key]) if r[key] is not None else 'not measured'}")
     if "trl.error" in r:
         lines.append(f"TRL failed: {r['trl.error']}")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..core.files import write_json, write_text
 from . import benchmark
+from .benchmark import fmt
 
 log = logging.getLogger(__name__)
 
@@ -64,40 +65,32 @@ def run_check(device: str, out_dir: Path | str, real_size=None, plan: dict | Non
     return record
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
 def format_check(record: dict) -> str:
     """One Markdown table: per shape, each peak beside its estimate, the times, sampling rates and
     peaks per batch size, and every target with its verdict; then the real-size run's times."""
-    lines = [f"gpu-check on {record['device']} ({_fmt(record.get('seconds'))} s)", "",
+    lines = [f"gpu-check on {record['device']} ({fmt(record.get('seconds'))} s)", "",
              "| shape | figure | measured | estimate / limit | holds |", "|---|---|---|---|---|"]
     for shape, r in record["benches"].items():
         if "error" in r:
             lines.append(f"| {shape} | error | {r['error'][:120]} | | |")
             continue
         for label, key, est in PEAKS:
-            lines.append(f"| {shape} | {label} | {_fmt(r.get(key))} | {_fmt(r.get(est)) if est else '-'} | |")
+            lines.append(f"| {shape} | {label} | {fmt(r.get(key))} | {fmt(r.get(est)) if est else '-'} | |")
         for label, key in TIMES:
-            lines.append(f"| {shape} | {label} | {_fmt(r.get(key))} | | |")
+            lines.append(f"| {shape} | {label} | {fmt(r.get(key))} | | |")
         for key in sorted(k for k in r if k.startswith("sample.tokens_per_s.b")):
             b = key.rsplit(".", 1)[-1]
-            lines.append(f"| {shape} | sampling {b} tokens/s (peak GB) | {_fmt(r[key])} ({_fmt(r.get(f'sample.peak_gb.{b}'))}) "
-                         f"| {_fmt(r.get(f'estimate.sampling.{b}_gb'))} GB | |")
+            lines.append(f"| {shape} | sampling {b} tokens/s (peak GB) | {fmt(r[key])} ({fmt(r.get(f'sample.peak_gb.{b}'))}) "
+                         f"| {fmt(r.get(f'estimate.sampling.{b}_gb'))} GB | |")
         for key in sorted(k for k in r if k.startswith("target.") and k.endswith(".holds")):
             name = key[len("target."):-len(".holds")]
-            lines.append(f"| {shape} | target {name} | {_fmt(r.get(f'target.{name}.value'))} "
-                         f"| {_fmt(r.get(f'target.{name}.limit'))} | {_fmt(r[key])} |")
+            lines.append(f"| {shape} | target {name} | {fmt(r.get(f'target.{name}.value'))} "
+                         f"| {fmt(r.get(f'target.{name}.limit'))} | {fmt(r[key])} |")
     real = record.get("real_size")
     if real:
         if "error" in real:
             lines.append(f"| real-size 0.5B | error | {real['error'][:120]} | | |")
         else:
             for key in ("load_and_sft_answers_s", "dpo_baseline_s", "spa_seed_and_round_s", "total_s"):
-                lines.append(f"| real-size 0.5B | {key} | {_fmt(real.get(key))} | | |")
+                lines.append(f"| real-size 0.5B | {key} | {fmt(real.get(key))} | | |")
     return "\n".join(lines) + "\n"
