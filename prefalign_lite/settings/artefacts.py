@@ -108,15 +108,17 @@ class ModelArtefact:
     note: str = ""
 
 
+# the tokenizer_config.json keys that Qwen2.5's and Qwen3's tokenizers publish alike
+QWEN_TOKENIZER_CONFIG = {"tokenizer_class": "Qwen2Tokenizer", "add_prefix_space": False, "errors": "replace",
+                         "clean_up_tokenization_spaces": False, "split_special_tokens": False, "unk_token": None,
+                         "additional_special_tokens": QWEN_ADDITIONAL_SPECIAL}
+
 QWEN25_05B = ModelArtefact(
     hub_id="Qwen/Qwen2.5-0.5B-Instruct", standin="qwen2.5-0.5b-instruct", kind="policy",
     architecture="Qwen2ForCausalLM", tokenizer="qwen2", vocab_size=151936, tie_word_embeddings=True,
     chat_template=QWEN25_TEMPLATE, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
     config_pad=False, config_eos=("<|im_end|>",),
-    tokenizer_config={"tokenizer_class": "Qwen2Tokenizer", "add_prefix_space": False, "errors": "replace",
-                      "clean_up_tokenization_spaces": False, "split_special_tokens": False,
-                      "model_max_length": 131072, "unk_token": None,
-                      "additional_special_tokens": QWEN_ADDITIONAL_SPECIAL},
+    tokenizer_config={**QWEN_TOKENIZER_CONFIG, "model_max_length": 131072},
     generation_config={"bos_token_id": "<|endoftext|>", "pad_token_id": "<|endoftext|>", "do_sample": True,
                        "eos_token_id": ["<|im_end|>", "<|endoftext|>"], "repetition_penalty": 1.1,
                        "temperature": 0.7, "top_p": 0.8, "top_k": 20},
@@ -154,10 +156,7 @@ SKYWORK_QWEN3_06B = ModelArtefact(
     architecture="Qwen3ForSequenceClassification", tokenizer="qwen3", vocab_size=151936, tie_word_embeddings=True,
     chat_template=QWEN3_TEMPLATE, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
     config_pad=True, config_eos=("<|im_end|>",),
-    tokenizer_config={"tokenizer_class": "Qwen2Tokenizer", "add_prefix_space": False, "errors": "replace",
-                      "clean_up_tokenization_spaces": False, "split_special_tokens": False, "add_bos_token": False,
-                      "model_max_length": 40960, "unk_token": None,
-                      "additional_special_tokens": QWEN_ADDITIONAL_SPECIAL},
+    tokenizer_config={**QWEN_TOKENIZER_CONFIG, "add_bos_token": False, "model_max_length": 40960},
     config={"bos_token_id": "<|endoftext|>", "max_position_embeddings": 40960, "rope_theta": 1000000.0,
             "rms_norm_eps": 1e-6, "num_labels": 1},
     note="Qwen3's template inserts an empty think block before the scored answer")
