@@ -46,3 +46,11 @@ def fit_reward_judge(session, rows: list[dict], folder: Path | None = None) -> R
         return fit(Path(folder))
     with tempfile.TemporaryDirectory(prefix="prefalign-rm-") as scratch:
         return fit(Path(scratch))
+
+
+def label_agreement(a: list, b: list) -> float:
+    """The share of pairs on which two judges' labels are the same (``a[i] == b[i]``): how far two
+    judges are one judge (the void diagnostic of SPA Tables 2 and 7)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"label_agreement needs two equally long, non-empty label lists, got {len(a)} and {len(b)}")
+    return sum(x == y for x, y in zip(a, b)) / len(a)

@@ -50,3 +50,12 @@ def test_reward_model_fitted_on_labelled_pairs_ranks_them(sft, tmp_path):
     assert judges.reward_model_prefers_first(judge, tie) == [False]   # a tie goes to the second answer (Eq. 8)
     with pytest.raises(ValueError, match="at least one"):
         train_reward_model(path, [], tmp_path / "empty")
+
+
+def test_label_agreement_is_the_share_of_equal_labels_and_refuses_lists_that_do_not_pair():
+    from prefalign_lite.methods.judges import label_agreement
+    assert label_agreement([True, False, True, True], [True, True, True, False]) == 0.5
+    assert label_agreement([False] * 3, [False] * 3) == 1.0
+    for a, b in (([True], [True, False]), ([], [])):
+        with pytest.raises(ValueError, match="equally long, non-empty"):
+            label_agreement(a, b)
