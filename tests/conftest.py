@@ -7,8 +7,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _keep_the_working_directory():
-    """A test that runs a notebook in-process (papermill moves the process's working directory) must
-    not leave nbval, which reads notebooks/sanitize.cfg relative to it, somewhere else."""
+    """nbval reads notebooks/sanitize.cfg relative to the working directory, so no test may leave the
+    process elsewhere (the runner itself never moves it: tests/replication/test_pipeline.py)."""
     here = os.getcwd()
     yield
     os.chdir(here)

@@ -46,7 +46,9 @@ def execute_one(nb: Path, folder: Path, parameters: dict | None = None, cwd: Pat
                 label: str | None = None, check=None, env: dict | None = None) -> Path:
     """Execute ``nb`` into ``folder/NAME.ipynb`` via ``NAME.partial.ipynb``; on an error, or when
     ``check()`` returns a problem, keep ``NAME.failed.ipynb`` and raise ``NotebookFailed``. ``env``
-    is added to the kernel's environment."""
+    is added to the kernel's environment. The kernel runs in ``cwd`` (default: the notebook's
+    folder); this process's working directory never moves (papermill's own ``cwd`` would move it,
+    and two stages run in threads at once would then restore each other's)."""
     import papermill
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ def execute_one(nb: Path, folder: Path, parameters: dict | None = None, cwd: Pat
     failed.unlink(missing_ok=True)
     try:
         papermill.execute_notebook(str(nb), str(partial), parameters=parameters or {},
-                                   cwd=str(cwd or nb.parent), progress_bar=False,
+                                   resources={"metadata": {"path": str(cwd or nb.parent)}}, progress_bar=False,
                                    **({"kernel_manager_class": kernel_manager_with(env)} if env else {}))
     except Exception as exc:
         if partial.exists():

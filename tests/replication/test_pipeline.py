@@ -150,3 +150,19 @@ def test_a_run_that_degenerates_half_way_names_the_stage_and_keeps_what_finished
     assert (out / "seed0" / "11_dpo_baselines" / "metrics.json").exists()
     again = _cli("run", "--config", "configs/degenerate-demo.yaml", "--out", str(out), timeout=600)
     assert "11_dpo_baselines seed 0: skipped (outputs up to date)" in again.stdout + again.stderr
+
+
+def test_a_notebook_runs_in_its_folder_and_two_at_once_leave_this_process_where_it_was(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from prefalign_lite.replication.runner import execute_one
+    books = tmp_path / "books"
+    books.mkdir()
+    _notebook(books / "31_where.ipynb", "import os, time\ntime.sleep(1)\nopen(out, 'w').write(os.getcwd())", 'out = ""')
+    here = os.getcwd()
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(execute_one, books / "31_where.ipynb", tmp_path / f"out{i}", {"out": str(tmp_path / f"cwd{i}")})
+                for i in range(2)]
+        for r in runs:
+            r.result()
+    assert os.getcwd() == here
+    assert [(tmp_path / f"cwd{i}").read_text() for i in range(2)] == [str(books)] * 2
