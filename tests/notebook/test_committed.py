@@ -101,3 +101,21 @@ def test_committed_outputs_compare_nothing_when_a_parameter_changed(capsys):
 def test_committed_outputs_need_the_same_parameter_names():
     with pytest.raises(ValueError, match=r"only in made_with: \['steps'\], only in running_with: \['lr'\]"):
         checks.CommittedOutputs(made_with=DEFAULTS, running_with={"beta": 0.1, "lr": 0.05})
+
+
+def _run(root, values: dict[int, float]):
+    for seed, v in values.items():
+        (root / f"seed{seed}" / "11_x").mkdir(parents=True)
+        (root / f"seed{seed}" / "11_x" / "metrics.json").write_text(json.dumps({"sft": {"gain": v}}))
+    return str(root)
+
+
+def test_tolerances_take_the_seed_spread_and_twice_what_the_other_kernels_moved(tmp_path):
+    run = _run(tmp_path / "run", {0: 0.190, 1: 0.192, 2: 0.188})
+    moved = _run(tmp_path / "other", {0: 0.216, 1: 0.213})     # a rebuilt SFT model moves every seed alike
+    seed_only = checks.seed_tolerances("11_x", ["sft/gain"], run_dir=run)["sft/gain"]
+    assert seed_only == pytest.approx(max(checks.SPREAD_SDS * 0.002, checks.SPREAD_FLOOR))
+    with_kernels = checks.seed_tolerances("11_x", ["sft/gain"], run_dir=run, kernels_dir=moved)["sft/gain"]
+    assert with_kernels == pytest.approx(checks.KERNEL_FACTOR * 0.026)
+    wide = _run(tmp_path / "wide", {0: 0.1, 1: 0.3, 2: 0.5})   # a seed spread wider than the kernels' shift wins
+    assert checks.seed_tolerances("11_x", ["sft/gain"], run_dir=wide, kernels_dir=moved)["sft/gain"] == pytest.approx(0.8)
