@@ -119,3 +119,13 @@ def test_tolerances_take_the_seed_spread_and_twice_what_the_other_kernels_moved(
     assert with_kernels == pytest.approx(checks.KERNEL_FACTOR * 0.026)
     wide = _run(tmp_path / "wide", {0: 0.1, 1: 0.3, 2: 0.5})   # a seed spread wider than the kernels' shift wins
     assert checks.seed_tolerances("11_x", ["sft/gain"], run_dir=wide, kernels_dir=moved)["sft/gain"] == pytest.approx(0.8)
+
+
+def test_the_packaged_kernel_rerun_sets_the_tolerance_of_what_the_rebuilt_sft_model_moves():
+    committed = results.load_runs()["11_dpo_baselines"]
+    other = results.load_packaged_runs(checks.KERNEL_RERUN)["11_dpo_baselines"]
+    assert sorted(other) == [0, 1, 2, 3, 4]
+    moved = max(abs(other[s]["sft"]["quality_gain"] - committed[s]["sft"]["quality_gain"]) for s in other)
+    assert moved == pytest.approx(0.0262, abs=1e-4)       # seed 0: 0.2166 under the other kernels, 0.1904 here
+    tolerance = checks.seed_tolerances("11_dpo_baselines", ["sft/quality_gain"])["sft/quality_gain"]
+    assert tolerance == pytest.approx(checks.KERNEL_FACTOR * moved)
