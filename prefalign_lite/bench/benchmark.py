@@ -343,6 +343,13 @@ def fmt(v) -> str:
     return str(v)
 
 
+def targets(r: dict) -> list[tuple[str, object, object, object]]:
+    """A bench record's targets as ``(name, value, limit, holds)``, by name; ``holds`` is ``None``
+    where the target was not measured."""
+    names = sorted(k[len("target."):-len(".holds")] for k in r if k.startswith("target.") and k.endswith(".holds"))
+    return [(n, r.get(f"target.{n}.value"), r.get(f"target.{n}.limit"), r[f"target.{n}.holds"]) for n in names]
+
+
 def format_table(r: dict) -> str:
     """A short text table of the main figures (each peak beside the memory model's estimate) and the targets."""
     lines = [f"bench {r['shape']} on {r['device']} ({r.get('device_name')}), {r['batch.pairs']} pairs x "
@@ -366,10 +373,8 @@ def format_table(r: dict) -> str:
         parts = ", ".join(f"{k} {fmt(r[f'projection.{k}_h'])}" for k in ("sample", "judge", "score", "train", "evaluate"))
         lines.append(f"{'SPA iteration on %d prompts (h)' % r['projection.n_prompts']:<44}"
                      f"{fmt(r['projection.spa_iteration_h']):>10}  ({parts})")
-    for key in sorted(k for k in r if k.startswith("target.") and k.endswith(".holds")):
-        name = key[len("target."):-len(".holds")]
-        lines.append(f"target {name:<36} {fmt(r[f'target.{name}.value'])} (limit {fmt(r[f'target.{name}.limit'])}):"
-                     f" {fmt(r[key]) if r[key] is not None else 'not measured'}")
+    for name, value, limit, holds in targets(r):
+        lines.append(f"target {name:<36} {fmt(value)} (limit {fmt(limit)}): {fmt(holds) if holds is not None else 'not measured'}")
     if "trl.error" in r:
         lines.append(f"TRL failed: {r['trl.error']}")
     return "\n".join(lines)

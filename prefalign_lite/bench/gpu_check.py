@@ -82,10 +82,8 @@ def format_check(record: dict) -> str:
             b = key.rsplit(".", 1)[-1]
             lines.append(f"| {shape} | sampling {b} tokens/s (peak GB) | {fmt(r[key])} ({fmt(r.get(f'sample.peak_gb.{b}'))}) "
                          f"| {fmt(r.get(f'estimate.sampling.{b}_gb'))} GB | |")
-        for key in sorted(k for k in r if k.startswith("target.") and k.endswith(".holds")):
-            name = key[len("target."):-len(".holds")]
-            lines.append(f"| {shape} | target {name} | {fmt(r.get(f'target.{name}.value'))} "
-                         f"| {fmt(r.get(f'target.{name}.limit'))} | {fmt(r[key])} |")
+        for name, value, limit, holds in benchmark.targets(r):
+            lines.append(f"| {shape} | target {name} | {fmt(value)} | {fmt(limit)} | {fmt(holds)} |")
     real = record.get("real_size")
     if real:
         if "error" in real:
