@@ -78,7 +78,9 @@ def _void_below(name: str, values: list[float], below: float, note: str = "") ->
     return Diagnostic(name, cell, void=bool(cell and cell.high < below), note=note)
 
 
-def _round_mean(saved: dict, key: str) -> float:
+def round_mean(saved: dict, key: str) -> float:
+    """The mean of a run's per-round `key` over rounds 1 on (round 0 is the seed model), skipping
+    rounds where it is missing or NaN; NaN when no round has it."""
     values = [r[key] for r in saved["rounds"][1:] if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
     return sum(values) / len(values) if values else float("nan")
 
@@ -152,8 +154,8 @@ def _spa_judges(runs: dict, scale: Scale) -> list[Table]:
         paper={rm_row: "11.87 / 9.46 (PairRM)", J.LLM: "9.28 / 9.18", "SPA": "15.39 / 21.13"}, gate=gate_text)
     rows6 = {"DPO on the seed": v(lambda m: m[J.variants][J.SPA]["rounds"][0]["win_rate"]),
              "DE": last(J.DE), "DE + SR": last(J.SR), "DE + SR + DND (SPA)": last(J.SPA)}
-    precision = [_round_mean(r, "flag_precision") - _round_mean(r, "wrong_share") for r in saved(J.SR)]
-    overlap = _interval([_round_mean(r, "flag_overlap") for r in saved(J.SPA)])
+    precision = [round_mean(r, "flag_precision") - round_mean(r, "wrong_share") for r in saved(J.SR)]
+    overlap = _interval([round_mean(r, "flag_overlap") for r in saved(J.SPA)])
     claims6 = [scale.claim("data expansion beats DPO on the seed", "DE", "DPO on the seed", 14.41 - 9.03, testable=gate),
                scale.claim("self-refinement adds to data expansion", "DE + SR", "DE", 14.70 - 14.41, testable=gate,
                            diagnostic=_void_below("flag precision minus wrong-label share", precision, 0.03)),
