@@ -325,3 +325,13 @@ def sharpening_notes(tables_: list[Table]) -> list[str]:
             notes.append(f"'{main.text}' is reproduced, but '{c.text}' is {c.verdict}: self-training with random "
                          "labels matches the gain, so it is sharpening, not the labels.")
     return notes
+
+
+def check_same_claims(here: list[Table], there: list[Table], what: str) -> None:
+    """Refuse to compare two runs claim by claim unless they make the same claims in the same order
+    (a rerun of other seeds sizes, stages or settings is not a rerun of this one)."""
+    mine, theirs = [c.text for t in here for c in t.claims], [c.text for t in there for c in t.claims]
+    if mine != theirs:
+        only = sorted(set(mine) ^ set(theirs)) or ["(the same claims in another order)"]
+        raise ValueError(f"{what} makes other claims than this run ({len(theirs)} against {len(mine)}; "
+                         f"in one only: {only[:3]}): it is not a rerun of this run's seeds")

@@ -85,3 +85,12 @@ def test_a_shift_that_crosses_the_rule_is_reported_as_a_possible_flip():
     decided = verdicts.decide_all([table])
     assert verdicts.shifted(decided, {"A beats B": 0.001}) == {}
     assert verdicts.shifted(decided, {"A beats B": 0.04}) == {"A beats B": "reproduced -> opposite"}
+
+
+def test_a_kernel_rerun_must_make_the_same_claims_as_the_run(tmp_path):
+    # the scale-smoke runs reported with the toy run's packaged rerun: different claims, a clear error
+    here = _fabricate(tmp_path / "a", [0.40, 0.42, 0.39, 0.41, 0.40], [0.66, 0.63, 0.70, 0.61, 0.65])
+    report.check_same_claims(here, here, "the same run")
+    other = verdicts.Table("T", {"A": [0.5] * 3, "B": [0.4] * 3}, [0, 1, 2], [verdicts.Claim("SPA beats DPO with a 0.8% seed", "A", "B")])
+    with pytest.raises(ValueError, match="0.8% seed.*not a rerun of this run's seeds"):
+        report.check_same_claims(here, [other], "the kernel rerun X")
