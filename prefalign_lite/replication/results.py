@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..core.files import building, write_json
 
-PACKAGED_RUN = "toy_results"  # the committed 5-seed toy run, package data of prefalign_lite
+PACKAGED_RUN = "toy_results"  # the committed 20-seed toy run, package data of prefalign_lite
 
 
 def save_metrics(out_dir: str | Path | None, metrics: dict) -> Path | None:
@@ -55,7 +55,7 @@ def load_prompt_scores(path: str | Path) -> dict:
 def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
     """``{stage: {seed: metrics}}`` from ``root/seed<k>/<stage>/metrics.json``.
 
-    With no ``root`` (``None`` or ``""``) it reads the 5-seed toy run that ships inside the package
+    With no ``root`` (``None`` or ``""``) it reads the 20-seed toy run that ships inside the package
     (``prefalign_lite/toy_results``, package data), through :mod:`importlib.resources`, so it works
     from an installed wheel where no repository is at hand (Colab)."""
     if root is None or str(root) == "":
