@@ -12,7 +12,9 @@
     python -m prefalign_lite real-size                         a random full-size Qwen2.5-0.5B through DPO and one SPA round
     python -m prefalign_lite links [--check]                   the notebooks' Colab/Binder badges and install cells
 
-The command line is the top of the package: it is the one module that may import every layer.
+Each subcommand is registered with its flags in :func:`_parser` and dispatched to a handler of its
+own, ``handler(args) -> exit status``; the handlers import what they need, so the command line
+starts fast. The command line is the top of the package: it is the one module that may import every layer.
 """
 from __future__ import annotations
 
@@ -21,13 +23,25 @@ import logging
 import sys
 from pathlib import Path
 
-from .replication.runner import ordered_notebooks, run_notebooks
-
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.logs:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    return args.handler(args)
+
+
+def _command(sub, name: str, handler, help: str, logs: bool = True) -> argparse.ArgumentParser:
+    """Subcommand ``name``, dispatched to ``handler(args)``; ``logs``: log at INFO level while it runs."""
+    parser = sub.add_parser(name, help=help)
+    parser.set_defaults(handler=handler, logs=logs)
+    return parser
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m prefalign_lite")
     sub = parser.add_subparsers(dest="command", required=True)
-    rp = sub.add_parser("run", help="the replication pipeline: the config's notebooks, per seed, resumable")
+    rp = _command(sub, "run", _run_pipeline, "the replication pipeline: the config's notebooks, per seed, resumable")
     rp.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
     rp.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's)")
     rp.add_argument("--out", type=Path, default=Path("runs/toy"))
@@ -35,17 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--jobs", type=_jobs, default=None,
                     help="stages at once: default one per GPU on CUDA (each pinned to its GPU), 1 on a CPU; "
                          "'auto' is one per GPU, or 2 on a CPU (two seeds on two cores)")
-    nb = sub.add_parser("run-notebooks", help="execute the notebooks in order with papermill")
+    nb = _command(sub, "run-notebooks", _run_notebooks, "execute the notebooks in order with papermill")
     nb.add_argument("--out", type=Path, default=Path("runs/latest"), help="folder for executed notebooks")
     nb.add_argument("--only", nargs="*", help="run only notebooks whose name starts with these (e.g. 00 01)")
-    grid = sub.add_parser("lr-grid", help="DPO on all gold at each learning rate: the rate every method uses")
+    grid = _command(sub, "lr-grid", _grid, "DPO on all gold at each learning rate: the rate every method uses")
     grid.add_argument("--json", type=Path, help="also write the grid here")
-    lam = sub.add_parser("sr-lambda", help="Sr-DPO at each lambda of the paper's grid on validation prompts: the lambda it uses")
+    lam = _command(sub, "sr-lambda", _grid,
+                   "Sr-DPO at each lambda of the paper's grid on validation prompts: the lambda it uses")
     lam.add_argument("--json", type=Path, help="also write the grid here")
-    sub.add_parser("make-fixture", help="rewrite the small UltraFeedback-layout fixture in data/")
-    links = sub.add_parser("links", help="bring the notebooks' badges and install cells up to date with pyproject.toml")
+    _command(sub, "make-fixture", _make_fixture, "rewrite the small UltraFeedback-layout fixture in data/")
+    links = _command(sub, "links", _links, "bring the notebooks' badges and install cells up to date with pyproject.toml",
+                     logs=False)
     links.add_argument("--check", action="store_true", help="only report; exit status 1 if a notebook is out of date")
-    bench = sub.add_parser("bench", help="step time, memory and sampling speed of the engine against TRL (random model)")
+    bench = _command(sub, "bench", _bench, "step time, memory and sampling speed of the engine against TRL (random model)")
     bench.add_argument("--shape", help="tiny (default), tiny-qwen2-152k, qwen2.5-0.5b, llama-3.2-1b, mistral-7b")
     bench.add_argument("--out", type=Path, default=None, help="JSON file (default bench-SHAPE-DEVICE.json)")
     bench.add_argument("--pairs", type=int, help="pairs per step (default: the shape's)")
@@ -62,88 +78,119 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--estimate", action="store_true",
                        help="print the memory model's components per phase (no model built); with --shape or --config")
     bench.add_argument("--config", help="with --estimate: a run config (configs/mistral7b-sft-4bit.yaml) instead of a shape")
-    gc = sub.add_parser("gpu-check", help="the prepared GPU check: bench on qwen2.5-0.5b and mistral-7b, the real-size run; "
-                                          "one JSON and one Markdown table")
+    gc = _command(sub, "gpu-check", _gpu_check,
+                  "the prepared GPU check: bench on qwen2.5-0.5b and mistral-7b, the real-size run; "
+                  "one JSON and one Markdown table")
     gc.add_argument("--device", help="cuda (default when available) or cpu (the dry run at the tiny shape)")
     gc.add_argument("--out", type=Path, default=Path("gpu-check"), help="folder for gpu-check.json and gpu-check.md")
     gc.add_argument("--real-size", choices=("auto", "yes", "no"), default="auto",
                     help="run the real-size 0.5B pipeline too (auto: on CUDA only)")
-    rs = sub.add_parser("real-size", help="a random full-size Qwen2.5-0.5B through notebook 11's DPO and one SPA round")
+    rs = _command(sub, "real-size", _real_size, "a random full-size Qwen2.5-0.5B through notebook 11's DPO and one SPA round")
     rs.add_argument("--prompts", type=int, default=30, help="SPA's n_prompts (the seed is 1/30 of it, at least 1)")
     rs.add_argument("--eval", type=int, default=4, help="evaluation prompts")
     rs.add_argument("--new-tokens", type=int, default=8)
     rs.add_argument("--json", type=Path, help="also write the record here")
-    args = parser.parse_args(argv)
-    if args.command == "links":
-        from .notebook import links as notebook_links
+    return parser
 
-        return notebook_links.main(["--check"] if args.check else [])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.command in ("lr-grid", "sr-lambda"):
-        import json
 
-        from .core.files import write_text
-        from .replication import fairness
+def _jobs(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs takes an integer or 'auto', got {text!r}") from None
 
-        report = json.dumps(fairness.learning_rate_grid() if args.command == "lr-grid" else fairness.sr_lambda_grid(), indent=1)
-        print(report)
-        if args.json:
-            write_text(args.json, report)
-        return 0
-    if args.command == "run":
-        return _run_pipeline(args)
-    if args.command == "bench" and args.estimate:
-        from .bench.estimate import estimate_report
 
-        try:
-            print(estimate_report(args.shape, args.config))
-        except (KeyError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "bench":
-        from .bench.benchmark import format_table, run as run_bench
-        from .engine.models import default_device
+def _links(args) -> int:
+    from .notebook import links as notebook_links
 
-        device = args.device or default_device().type
-        args.shape = args.shape or "tiny"
-        out = args.out or Path(f"bench-{args.shape}-{device}.json")
-        result = run_bench(args.shape, device=device, warmup=args.warmup, steps=args.steps,
-                           sample_batches=tuple(args.sample_batches) if args.sample_batches else None,
-                           sample_new_tokens=args.new_tokens, n_prompts=args.prompts, with_trl=not args.no_trl,
-                           with_sampling=not args.no_sampling, out=out, pairs=args.pairs,
-                           prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens)
-        print(format_table(result))
-        print(f"wrote {out.resolve()}")
-        return 0
-    if args.command == "gpu-check":
-        from .bench.gpu_check import run_check
-        from .engine.models import default_device
-        from .replication.real_size import run_real_size
+    return notebook_links.main(["--check"] if args.check else [])
 
-        device = args.device or default_device().type
-        wanted = args.real_size == "yes" or (args.real_size == "auto" and device == "cuda")
-        record = run_check(device, args.out, real_size=run_real_size if wanted else None)
-        print((args.out / "gpu-check.md").read_text())
-        print(f"wrote {(args.out / 'gpu-check.json').resolve()}")
-        return 0 if all("error" not in r for r in record["benches"].values()) else 1
-    if args.command == "real-size":
-        import json
 
-        from .replication.real_size import run_real_size
+def _grid(args) -> int:
+    """``lr-grid`` and ``sr-lambda``: the grid as JSON on stdout, and in ``--json`` when given."""
+    import json
 
-        record = run_real_size(n_prompts=args.prompts, n_eval=args.eval, new_tokens=args.new_tokens)
-        text = json.dumps(record, indent=1, default=str)
-        print(text)
-        if args.json:
-            args.json.write_text(text)
-        return 0
-    if args.command == "make-fixture":
-        from .settings.fixtures import FIXTURE, write_fixture
+    from .core.files import write_text
+    from .replication import fairness
 
-        write_fixture(FIXTURE)
-        print(f"wrote {FIXTURE}")
-        return 0
+    report = json.dumps(fairness.learning_rate_grid() if args.command == "lr-grid" else fairness.sr_lambda_grid(), indent=1)
+    print(report)
+    if args.json:
+        write_text(args.json, report)
+    return 0
+
+
+def _bench(args) -> int:
+    if args.estimate:
+        return _estimate(args)
+    from .bench.benchmark import BenchConfig, format_table, run as run_bench
+    from .engine.models import default_device
+
+    device = args.device or default_device().type
+    args.shape = args.shape or "tiny"
+    out = args.out or Path(f"bench-{args.shape}-{device}.json")
+    result = run_bench(BenchConfig(shape=args.shape, device=device, warmup=args.warmup, steps=args.steps,
+                                   sample_batches=tuple(args.sample_batches) if args.sample_batches else None,
+                                   sample_new_tokens=args.new_tokens, n_prompts=args.prompts, with_trl=not args.no_trl,
+                                   with_sampling=not args.no_sampling, out=out, pairs=args.pairs,
+                                   prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens))
+    print(format_table(result))
+    print(f"wrote {out.resolve()}")
+    return 0
+
+
+def _estimate(args) -> int:
+    """``bench --estimate``: the memory model's table; exit status 2 for an unknown shape or config."""
+    from .bench.estimate import estimate_report
+
+    try:
+        print(estimate_report(args.shape, args.config))
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _gpu_check(args) -> int:
+    """Exit status 1 when a shape's bench failed."""
+    from .bench.gpu_check import run_check
+    from .engine.models import default_device
+    from .replication.real_size import run_real_size
+
+    device = args.device or default_device().type
+    wanted = args.real_size == "yes" or (args.real_size == "auto" and device == "cuda")
+    record = run_check(device, args.out, real_size=run_real_size if wanted else None)
+    print((args.out / "gpu-check.md").read_text())
+    print(f"wrote {(args.out / 'gpu-check.json').resolve()}")
+    return 0 if all("error" not in r for r in record["benches"].values()) else 1
+
+
+def _real_size(args) -> int:
+    import json
+
+    from .replication.real_size import run_real_size
+
+    record = run_real_size(n_prompts=args.prompts, n_eval=args.eval, new_tokens=args.new_tokens)
+    text = json.dumps(record, indent=1, default=str)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+def _make_fixture(args) -> int:
+    from .settings.fixtures import FIXTURE, write_fixture
+
+    write_fixture(FIXTURE)
+    print(f"wrote {FIXTURE}")
+    return 0
+
+
+def _run_notebooks(args) -> int:
+    """Exit status 1 when there is no notebook to run or one failed."""
+    from .replication.runner import ordered_notebooks, run_notebooks
 
     notebooks = ordered_notebooks(names=args.only)
     if not notebooks:
@@ -158,16 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _jobs(text: str):
-    if text == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--jobs takes an integer or 'auto', got {text!r}") from None
-
-
 def _run_pipeline(args) -> int:
+    """``run``: exit status 2 for a bad config, seeds or ``--jobs`` (before anything runs), 1 when a stage failed."""
     import time
 
     from .replication import pipeline
@@ -183,7 +222,7 @@ def _run_pipeline(args) -> int:
     seeds = args.seeds or config.seeds
     try:
         check_seeds(seeds, "--seeds")
-        jobs = pipeline.resolve_jobs(args.jobs, pipeline.visible_gpus())
+        workers = pipeline.resolve_jobs(args.jobs, pipeline.visible_gpus())
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -197,7 +236,7 @@ def _run_pipeline(args) -> int:
     start = time.perf_counter()
     out = args.out.resolve()   # before papermill moves the working directory
     try:
-        pipeline.run(config, seeds, out, echo=lambda line: print(line, flush=True), jobs=jobs)
+        pipeline.run(config, seeds, out, echo=lambda line: print(line, flush=True), workers=workers)
     except pipeline.StageFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

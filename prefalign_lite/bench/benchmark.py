@@ -82,7 +82,7 @@ def measure_bare(iterates: models.IterateAdapters, rows: list[dict], shape: Shap
     same model and batch, with the kit's device defaults (bf16 autocast and activation
     checkpointing on a GPU, neither on a CPU)."""
     model = iterates.model
-    ref = trainer.PreferenceTrainer(model, None, losses.dpo(0.1), lambda: iterates.use(None),
+    ref = trainer.PreferenceTrainer(model, None, losses.Dpo(0.1), lambda: iterates.use(None),
                                     trainer.TrainConfig(max_length=shape.max_length, progress=False))
     batch = ref.encode(rows[:shape.pairs]).to(ref.device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -228,24 +228,46 @@ def check_targets(r: dict, shape_name: str) -> dict:
     return out
 
 
-def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sample_batches: tuple[int, ...] | None = None,
-        sample_prompt_tokens: int | None = None, sample_new_tokens: int | None = None, n_prompts: int = 10_000,
-        with_trl: bool = True, with_sampling: bool = True, four_bit: bool = True, out: Path | str | None = None,
-        seed: int = 0, pairs: int | None = None, prompt_tokens: int | None = None,
-        completion_tokens: int | None = None, reward_shape: str | None = None, reward_rows: int | None = None) -> dict:
-    """Measure everything listed in the module docstring for ``shape`` (its batch, or ``pairs`` x
-    ``prompt_tokens + completion_tokens``), and the scoring pass of a random reward model of
-    ``reward_shape`` (default :data:`REWARD_SHAPE_OF` the shape) on ``reward_rows`` conversations of
-    the batch's length; returns the flat dict and writes it to ``out`` (JSON, atomically) when given.
-    Every measured peak has the memory model's estimate beside it (``estimate.*_gb``)."""
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """What :func:`run` measures and how: the flags of ``python -m prefalign_lite bench``."""
+
+    shape: str = "tiny"                            # a shape of :mod:`.shapes`; default "tiny"
+    device: str | torch.device | None = None       # "cuda" or "cpu"; default None: CUDA where available
+    warmup: int = 2                                # untimed optimizer steps before the timed ones; default 2
+    steps: int = 5                                 # timed optimizer steps; default 5
+    sample_batches: tuple[int, ...] | None = None  # generation batch sizes; default None: the shape's for the device
+    sample_prompt_tokens: int | None = None        # prompt length when sampling; default None: 128 on a GPU, 8 on a CPU
+    sample_new_tokens: int | None = None           # new tokens per sequence; default None: 128 on a GPU, 16 on a CPU
+    n_prompts: int = 10_000                        # N of the SPA-iteration projection; default 10,000
+    with_trl: bool = True                          # also TRL's DPOTrainer on the same model and batches; default True
+    with_sampling: bool = True                     # also the sampling rates and the projection; default True
+    four_bit: bool = True                          # the base quantised to 4-bit NF4 (else the device's dtype); default True
+    out: Path | str | None = None                  # the JSON file, written atomically; default None: none written
+    seed: int = 0                                  # seed of the random base, batches and prompts; default 0
+    pairs: int | None = None                       # pairs per step; default None: the shape's
+    prompt_tokens: int | None = None               # prompt length of the training batch; default None: the shape's
+    completion_tokens: int | None = None           # completion length of the training batch; default None: the shape's
+    reward_shape: str | None = None                # the reward model's shape; default None: REWARD_SHAPE_OF[shape] or shape
+    reward_rows: int | None = None                 # rows per scoring pass; default None: 32 on a GPU, 2 x pairs on a CPU
+
+
+def run(config: BenchConfig) -> dict:
+    """Measure everything listed in the module docstring for ``config.shape`` (its batch, or
+    ``pairs`` x ``prompt_tokens + completion_tokens``), and the scoring pass of a random reward model
+    of ``reward_shape`` on ``reward_rows`` conversations of the batch's length; returns the flat dict
+    and writes it to ``out`` (JSON, atomically) when given. Every measured peak has the memory
+    model's estimate beside it (``estimate.*_gb``)."""
+    shape, warmup, steps, seed, four_bit = config.shape, config.warmup, config.steps, config.seed, config.four_bit
     spec = get_shape(shape)
-    spec = dataclasses.replace(spec, pairs=pairs or spec.pairs, prompt_tokens=prompt_tokens or spec.prompt_tokens,
-                               completion_tokens=completion_tokens or spec.completion_tokens)
+    spec = dataclasses.replace(spec, pairs=config.pairs or spec.pairs,
+                               prompt_tokens=config.prompt_tokens or spec.prompt_tokens,
+                               completion_tokens=config.completion_tokens or spec.completion_tokens)
     if min(warmup, steps - 1, spec.pairs - 1, spec.prompt_tokens - 1, spec.completion_tokens - 1) < 0:
         raise ValueError(f"need warmup >= 0, steps >= 1 and a batch of >= 1 pair of >= 1 prompt and completion "
                          f"token, got warmup {warmup}, steps {steps}, {spec.pairs} pairs x "
                          f"{spec.prompt_tokens} + {spec.completion_tokens} tokens")
-    device = torch.device(device or models.default_device())
+    device = torch.device(config.device or models.default_device())
     gpu = device.type == "cuda"
     started = time.perf_counter()
     result: dict = {"shape": shape, "shape.note": spec.note, **environment(device),
@@ -263,25 +285,25 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
     vocab = spec.config["vocab_size"]
     rows = random_rows(spec.pairs * (warmup + steps), spec.prompt_tokens, spec.completion_tokens, vocab, seed)
 
-    for label, objective in (("dpo", losses.dpo(0.1)),
-                             ("spa", losses.spa_refined(beta=0.1, alpha=0.1, k=0.1, lam=0.5, decoupled=True,
+    for label, objective in (("dpo", losses.Dpo(0.1)),
+                             ("spa", losses.SpaRefined(beta=0.1, alpha=0.1, k=0.1, lam=0.5, decoupled=True,
                                                          warmup_fraction=0.0))):
         log.info("bench %s: kit %s", shape, label)
         result.update({f"kit.{label}.{k}": v for k, v in measure_kit(iterates, rows, spec, objective, label,
                                                                      warmup, steps, seed).items()})
     log.info("bench %s: bare forward+backward", shape)
     result.update(measure_bare(iterates, rows, spec, warmup, steps))
-    reward_shape = reward_shape or REWARD_SHAPE_OF.get(shape, shape)
-    reward_rows = reward_rows or (32 if gpu else 2 * spec.pairs)
+    reward_shape = config.reward_shape or REWARD_SHAPE_OF.get(shape, shape)
+    reward_rows = config.reward_rows or (32 if gpu else 2 * spec.pairs)
     log.info("bench %s: reward scoring (%s)", shape, reward_shape)
     result.update({f"reward.{k}": v for k, v in measure_reward_scoring(reward_shape, device, reward_rows,
                                                                         spec.max_length).items()})
 
-    batches = sample_batches or (spec.sample_batches_gpu if gpu else spec.sample_batches_cpu)
-    p_tok = sample_prompt_tokens or (128 if gpu else 8)
-    n_new = sample_new_tokens or (128 if gpu else 16)
+    batches = config.sample_batches or (spec.sample_batches_gpu if gpu else spec.sample_batches_cpu)
+    p_tok = config.sample_prompt_tokens or (128 if gpu else 8)
+    n_new = config.sample_new_tokens or (128 if gpu else 16)
     result.update(_estimates(shape, spec, batches, p_tok, n_new, reward_shape, reward_rows, four_bit))
-    if with_sampling:
+    if config.with_sampling:
         result.update({"sample.prompt_tokens": p_tok, "sample.new_tokens": n_new})
         log.info("bench %s: sampling, 4-bit base + iterate", shape)
         peaks: dict = {}
@@ -304,22 +326,22 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
                        "sample.merged_faster": bool(best_merged and best and best_merged > best)})
         if best:
             scoring = dict(score_s=result["reward.score_s"], score_rows=reward_rows, score_length=spec.max_length)
-            result.update(project_spa_iteration(n_prompts, best, result["kit.forward_s"], result["kit.spa.step_s"],
-                                                spec.pairs, spec.max_length, **scoring))
+            result.update(project_spa_iteration(config.n_prompts, best, result["kit.forward_s"],
+                                                result["kit.spa.step_s"], spec.pairs, spec.max_length, **scoring))
             if best_merged:
                 result["projection.spa_iteration_h_with_merged_sampling"] = project_spa_iteration(
-                    n_prompts, best_merged, result["kit.forward_s"], result["kit.spa.step_s"], spec.pairs,
+                    config.n_prompts, best_merged, result["kit.forward_s"], result["kit.spa.step_s"], spec.pairs,
                     spec.max_length, **scoring)["projection.spa_iteration_h"]
 
-    if with_trl:
+    if config.with_trl:
         from .trl_dpo import TRL_DEFAULTS_NOTE, measure_trl_dpo
 
         log.info("bench %s: TRL DPOTrainer", shape)
         result["trl.note"] = TRL_DEFAULTS_NOTE
         try:
             base = iterates.model.unload()  # the kit's adapters off; TRL puts its own (same settings) on
-            trl = measure_trl_dpo(base, iterates._config(), rows, spec.pairs, spec.max_length, warmup, steps, device,
-                                  bf16=True, checkpointing=gpu, seed=seed)
+            trl = measure_trl_dpo(base, iterates.adapter_config(), rows, spec.pairs, spec.max_length, warmup, steps,
+                                  device, bf16=True, checkpointing=gpu, seed=seed)
             result.update({f"trl.dpo.{k}": v for k, v in trl.items()})
         except Exception as exc:  # recorded, not fatal: the kit's figures stand on their own
             log.exception("TRL DPOTrainer failed")
@@ -327,8 +349,8 @@ def run(shape: str = "tiny", *, device=None, warmup: int = 2, steps: int = 5, sa
     result["dro.lp_s"] = lp_solve_seconds()
     result.update(check_targets(result, shape))
     result["bench_seconds"] = time.perf_counter() - started
-    if out is not None:
-        write_json(Path(out), result)
+    if config.out is not None:
+        write_json(Path(config.out), result)
     return result
 
 

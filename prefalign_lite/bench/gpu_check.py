@@ -24,6 +24,7 @@ from .benchmark import fmt
 
 log = logging.getLogger(__name__)
 
+# per shape, the :class:`~.benchmark.BenchConfig` fields that differ from its defaults
 GPU_PLAN = {"qwen2.5-0.5b": dict(warmup=2, steps=5, sample_batches=(64, 256)),
             "mistral-7b": dict(warmup=2, steps=5, sample_batches=(128, 512))}
 CPU_PLAN = {"tiny": dict(warmup=1, steps=2, pairs=8, sample_batches=(4, 8), sample_new_tokens=4)}
@@ -48,8 +49,9 @@ def run_check(device: str, out_dir: Path | str, real_size=None, plan: dict | Non
     for shape, kwargs in plan.items():
         log.info("gpu-check: bench %s on %s", shape, device)
         try:
-            record["benches"][shape] = benchmark.run(shape, device=device, out=out_dir / f"bench-{shape}-{device}.json",
-                                                     **kwargs)
+            config = benchmark.BenchConfig(shape=shape, device=device, out=out_dir / f"bench-{shape}-{device}.json",
+                                           **kwargs)
+            record["benches"][shape] = benchmark.run(config)
         except Exception as exc:   # recorded, not fatal: the other shapes still run
             log.exception("gpu-check: bench %s failed", shape)
             record["benches"][shape] = {"error": f"{type(exc).__name__}: {exc}"}

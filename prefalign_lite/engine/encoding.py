@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -226,8 +227,8 @@ def tokenise_rows(tokenizer, rows: list[dict], prefix: str | None = None, max_le
     return out
 
 
-def _row_ids(tokenizer, row: dict, i: int, prefix: str | None, stage: str) -> tuple[list[int], list[int], list[int]]:
-    if not isinstance(row, dict):
+def _row_ids(tokenizer, row: Mapping, i: int, prefix: str | None, stage: str) -> tuple[list[int], list[int], list[int]]:
+    if not isinstance(row, Mapping):
         raise ValueError(f"{stage}: row {i} must be a dict, got {type(row).__name__}")
     if "prompt_ids" in row:
         for key in ("prompt_ids", "chosen_ids", "rejected_ids"):

@@ -48,10 +48,6 @@ class GenerationStats:
     def tokens_per_second(self) -> float:
         return self.new_tokens / max(self.seconds, 1e-9)
 
-    @property
-    def responses_per_second(self) -> float:
-        return self.responses / max(self.seconds, 1e-9)
-
 
 def chat_prompts(tokenizer, prompts: list[str]) -> list[str]:
     """Each user message wrapped by the chat template, ending where the assistant starts."""

@@ -25,10 +25,12 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass(frozen=True)
 class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    targets: tuple[str, ...] = tuple(LORA_TARGETS)
+    """The shape of every iterate's LoRA adapter."""
+
+    r: int = 16                    # rank of each adapter's update
+    alpha: int = 32                # scale: the update is multiplied by alpha / r
+    dropout: float = 0.0           # dropout on the adapter's input while training
+    targets: tuple[str, ...] = tuple(LORA_TARGETS)   # projections that get an adapter (every attention and MLP one)
 
 
 def default_device() -> torch.device:
@@ -239,7 +241,9 @@ class IterateAdapters:
             self._recent.remove(victim)
             self.parked.add(victim)
 
-    def _config(self):
+    def adapter_config(self):
+        """A fresh peft ``LoraConfig`` of :attr:`lora`: the settings of every adapter :meth:`create` adds
+        (the bench hands one to TRL for TRL's own adapter)."""
         from peft import LoraConfig
 
         return LoraConfig(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout,
@@ -259,12 +263,12 @@ class IterateAdapters:
         from peft import get_peft_model
 
         if self.model is None:
-            self.model = get_peft_model(self.base, self._config(), adapter_name=self.name(t))
+            self.model = get_peft_model(self.base, self.adapter_config(), adapter_name=self.name(t))
         else:
             if self.name(t) in self.names:  # re-running an iteration replaces its adapter
                 self.model.delete_adapter(self.name(t))
                 self.parked.discard(self.name(t))
-            self.model.add_adapter(self.name(t), self._config())
+            self.model.add_adapter(self.name(t), self.adapter_config())
         if init_from is not None:
             self._bring(self.name(init_from))
             src, dst = self.name(init_from), self.name(t)

@@ -28,38 +28,45 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from ..core.margin import log_ratio_margin
-from . import distributed
+from ..core.streams import stream_seed
 from . import encoding as E
 from . import logps as L
 from . import models
 from .losses import StepInputs, TrainingLoss
+from .processes import rank_and_world, sum_gradients
 
 log = logging.getLogger(__name__)
 
 
+# The learning rate every method trains at: the rule ``replication.fairness.choose_learning_rate``
+# applied to the grid run on plain DPO before any method (``python -m prefalign_lite lr-grid``; the
+# grid is toy_results/lr_selection.json). The papers fine-tune fully at 5e-7 (SPA) and 3e-6 (SeRA);
+# a rank-16 LoRA is a fifth of the tiny model, so a LoRA-scale rate of 1e-3 wrecks it in one round.
+LEARNING_RATE = 1e-4
+
+
 @dataclass
 class TrainConfig:
-    """Optimisation, engine and data settings. ``None`` engine switches follow the device: bf16
-    autocast and activation checkpointing on for CUDA, off for CPU."""
+    """Optimisation, engine and data settings of one training run. ``None`` engine switches follow
+    the device: bf16 autocast and activation checkpointing on for CUDA, off for CPU."""
 
-    learning_rate: float = 2e-4
-    epochs: int = 1
-    batch_size: int = 32
-    grad_accumulation: int = 1
-    warmup_fraction: float = 0.1
-    max_length: int = 64
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    log_every: int = 10
-    progress: bool = True
-    stage: str = "training"                 # label of this run in log lines, errors and the History
+    learning_rate: float = LEARNING_RATE     # AdamW's peak rate (no weight decay)
+    epochs: int = 1                          # passes over the rows
+    batch_size: int = 32                     # pairs per forward and backward pass
+    grad_accumulation: int = 1               # passes per optimizer update: an update sees batch_size * grad_accumulation pairs
+    warmup_fraction: float = 0.1             # share of the updates the rate warms up over linearly, then cosine to 0
+    max_length: int = 64                     # tokens of prompt + completion; longer pairs are cut (encoding.truncate_pair)
+    max_grad_norm: float = 1.0               # gradient norm clipped to this before each update
+    seed: int = 0                            # torch's seed at the start and the batch order's stream (core.streams)
+    log_every: int = 10                      # updates per logged History record (and at the last update)
+    progress: bool = True                    # a tqdm bar on rank 0
+    stage: str = "training"                  # label of this run in log lines, errors and the History
     min_completion_tokens: int | None = None  # truncation keeps this many completion tokens (None: max_length // 2)
-    on_unusable_pair: str = "error"         # a pair keeping no completion token: "error" or "skip" (counted)
-    bf16: bool | None = None
-    gradient_checkpointing: bool | None = None
-    logit_chunk_elements: int = L.DEFAULT_CHUNK_ELEMENTS
-    pad_token_id: int | None = None         # for token-id rows without a tokenizer (default 0)
+    on_unusable_pair: str = "error"          # a pair keeping no completion token: "error" or "skip" (counted)
+    bf16: bool | None = None                 # bf16 autocast of both forward passes (None: on CUDA)
+    gradient_checkpointing: bool | None = None   # non-reentrant activation checkpointing (None: on CUDA)
+    logit_chunk_elements: int = L.DEFAULT_CHUNK_ELEMENTS   # logits materialised at once by the chunked log-probs
+    pad_token_id: int | None = None          # for token-id rows without a tokenizer (default 0)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "grad_accumulation", "log_every", "logit_chunk_elements"):
@@ -162,7 +169,7 @@ class PreferenceTrainer:
 
     def _batch_indices(self, n: int, epoch: int) -> list[list[int]]:
         order = list(range(n))
-        random.Random(self.config.seed * 1000 + epoch).shuffle(order)
+        random.Random(stream_seed("batch order", self.config.seed, epoch)).shuffle(order)
         size = self.config.batch_size
         return [order[lo:lo + size] for lo in range(0, n, size)]
 
@@ -247,7 +254,7 @@ class PreferenceTrainer:
                  cfg.max_length, len(data.skipped), len(rows))
         torch.manual_seed(cfg.seed)
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-        rank, world = distributed.rank_and_world()
+        rank, world = rank_and_world()
         per_epoch = math.ceil(math.ceil(n / cfg.batch_size) / cfg.grad_accumulation)
         total = max(1, per_epoch * cfg.epochs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, total, cfg.warmup_fraction))
@@ -265,16 +272,16 @@ class PreferenceTrainer:
                         aug = (E.collate([augmented.pairs[i] for i in idx], self.pad_token_id)
                                if augmented is not None else None)
                         x = self.batch_inputs(batch, rows_b, update, total, aug)
-                        loss, metrics = self.objective.loss(x)
+                        loss, metrics = self.objective(x)
                         if not torch.isfinite(loss).all():
                             raise FloatingPointError(f"{stage}: non-finite loss at update {update} (rows {list(batch.rows)[:8]})")
                         share = len(idx) / pairs   # so that the update's gradient is the mean over its pairs
                         (loss.mean() if share == 1 else loss.mean() * share).backward()
-                        margin = self.objective.beta * log_ratio_margin(x.pi_w, x.pi_l, x.ref_w, x.ref_l).detach()
+                        margin = self.objective.margin(x).detach()
                         window.append({"loss": loss.mean().item(), "margin": margin.mean().item(),
                                        "accuracy": (margin > 0).float().mean().item(), **metrics})
                     if world > 1:
-                        distributed.sum_gradients(params)
+                        sum_gradients(params)
                     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                     optimizer.step()
                     scheduler.step()

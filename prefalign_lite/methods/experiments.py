@@ -18,10 +18,6 @@ class Baselines:
     all_gold = "all_gold_dpo"      # DPO on every gold label of SPA's design
 
 
-class FairnessChecks:
-    stage = "12_fairness_checks"
-
-
 class Spa:
     stage = "13_spa"
     run = "spa"                    # the 3.3% seed, three rounds: {"rounds": [...], "gate": {...}}
@@ -75,10 +71,6 @@ class Dro:
     by_flip = "by_flip"            # flip rate -> method label -> record
     DPO = "DPO"
     PER_BATCH = "DRO-DPO per batch"
-
-
-class Report:
-    stage = "20_replication_report"
 
 
 # Keys that several stages share, and the labels of the controls and diagnostics (docs/protocol.md).

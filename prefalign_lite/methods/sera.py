@@ -28,15 +28,17 @@ from .session import SFT, Session, plain
 
 @dataclass(frozen=True)
 class SeraConfig:
-    iterations: int = 3
+    """SeRA's Algorithm 1 (App. C.2's TinyLlama settings) and its ablations."""
+
+    iterations: int = 3               # T: rounds, the first on the whole offline set
     beta: float = 0.2                 # SeRA App. C.2, TinyLlama: 0.2 for DPO and SLiC-HF, 1.0 for IPO
-    keep_fraction: float = 0.7        # k = 0.7 N
-    bootstrap_fraction: float = 0.3   # k~ = 0.3 N ("SeRA"); 2.0 for "best-SeRA"
-    n_samples: int = 4                # R
-    gamma: float = 0.3
-    loss: str = "dpo"                 # dpo, ipo, slic, simpo
-    select: bool = True
-    bootstrap: bool = True
+    keep_fraction: float = 0.7        # k = 0.7 N: offline pairs kept by the implicit reward margin (Eq. 5)
+    bootstrap_fraction: float = 0.3   # k~ = 0.3 N bootstrapped pairs ("SeRA"); 2.0 for "best-SeRA"
+    n_samples: int = 4                # R: samples of pi_{t-1} per prompt the bootstrapped pairs are formed from
+    gamma: float = 0.3                # Eq. 7: weight of the older iterate in the ensemble reward (from t = 3)
+    loss: str = "dpo"                 # the round's loss from the engine's registry: dpo, ipo, slic, simpo
+    select: bool = True               # rounds >= 2 keep the top k offline pairs (False: all of them)
+    bootstrap: bool = True            # rounds >= 2 add bootstrapped pairs (False with select=False: iterative DPO)
     random_labels: bool = False       # the control: a fair coin instead of the implicit reward (selection
                                       # keeps a random k, each bootstrapped pair is two samples in random order)
 
@@ -82,10 +84,10 @@ def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig
     the ``budget`` pairs with the largest reward gap. Pairs of identical texts or equal rewards
     are never formed."""
     samples = session.sample(names[t - 1], prompts, n_samples=cfg.n_samples, temperature=0.7,
-                             seed=session.config.seed * 100 + t)
+                             seed=session.seed_of("pair samples", t))
     texts = [list(dict.fromkeys(s)) for s in samples]   # distinct answers per prompt (SeRA: "distinct")
     if cfg.random_labels:
-        rows = random_bootstrap_rows(texts, prompts, budget, random.Random(session.config.seed * 7_919 + t))
+        rows = random_bootstrap_rows(texts, prompts, budget, random.Random(session.seed_of("coin", t)))
         if not rows:
             raise ValueError(f"{stage}: every prompt's {cfg.n_samples} samples were identical; nothing to bootstrap")
         return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
@@ -111,8 +113,9 @@ def bootstrap_rows(session: Session, t: int, prompts: list[str], cfg: SeraConfig
     return [{"prompt": p, "chosen": c, "rejected": r} for _, p, c, r in order[:budget]]
 
 
-def objective_for(cfg: SeraConfig):
-    return {"dpo": losses.dpo, "ipo": losses.ipo, "slic": losses.slic, "simpo": losses.simpo}[cfg.loss](cfg.beta)
+def objective_for(cfg: SeraConfig) -> losses.TrainingLoss:
+    """The loss of every SeRA round: ``cfg.loss`` from the engine's registry at ``cfg.beta``."""
+    return losses.make(cfg.loss, beta=cfg.beta)
 
 
 def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig(), shared_first: int | None = None,
@@ -129,7 +132,7 @@ def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig
         start, where = time.perf_counter(), f"{stage} round {t}"
         data = offline
         if t >= 2 and cfg.select and cfg.random_labels:
-            data = random.Random(session.config.seed * 7_919 + 100 + t).sample(offline, selection.count_of(cfg.keep_fraction, n))
+            data = random.Random(session.seed_of("selection coin", t)).sample(offline, selection.count_of(cfg.keep_fraction, n))
         elif t >= 2 and cfg.select:
             r_w, r_l = reward_logps(session, t, offline, cfg.gamma, names)
             data = [offline[i] for i in selection.top_k(r_w - r_l, selection.count_of(cfg.keep_fraction, n)).tolist()]
@@ -143,7 +146,7 @@ def run_sera(session: Session, offline: list[dict], cfg: SeraConfig = SeraConfig
         if not (t == 1 and shared_first is not None):
             session.train(names[t], plain(data) + boot, objective_for(cfg), ref=names[t - 1], init_from=names[t - 1],
                           stage=where)
-        record.update(session.evaluate(names[t], previous=names[t - 1], with_previous=True, label=where).record,
+        record.update(session.evaluate(names[t], previous=names[t - 1], label=where).record,
                       seconds=time.perf_counter() - start)
         records.append(record)
     return SeraRun(records, names)

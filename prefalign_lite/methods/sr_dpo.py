@@ -3,36 +3,12 @@ and the thesis' DRO-DPO solved per batch (the ablation of the SPA-loop version i
 one iterate trained from pi_init with reference pi_init."""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import numpy as np
 
 from .. import objectives as O
 from ..engine import losses
-from ..engine.losses import TrainingLoss
-from .session import SFT, Evaluation, Session, plain
-
-
-@dataclass
-class SinglePass:
-    """One trained model: the numbers a notebook saves, its evaluation (for head-to-heads) and its
-    iterate name."""
-
-    record: dict
-    evaluation: Evaluation
-    name: int
-
-
-def run_single_pass(session: Session, offline: list[dict], objective: TrainingLoss, name: int | None = None,
-                    epochs: int = 1, stage: str = "single pass") -> SinglePass:
-    """One iterate (``name``, a fresh one by default) trained on ``offline`` from pi_init with
-    reference pi_init, and its evaluation."""
-    start = time.perf_counter()
-    name = session.fresh() if name is None else name
-    history = session.train(name, plain(offline), objective, ref=SFT, init_from=None, epochs=epochs, stage=stage)
-    evaluation = session.evaluate(name, label=stage)
-    record = {"pairs": len(offline), "pairs_truncated": history.pairs_truncated, **evaluation.record,
-              "final_margin": history.last("margin"), "seconds": time.perf_counter() - start}
-    return SinglePass(record, evaluation, name)
+from .pairs import SinglePass, train_and_evaluate
+from .session import SFT, Session, plain
 
 
 def sr_dpo(session: Session, offline: list[dict], beta: float = 0.1, lam: float = 0.5, naive: bool = False,
@@ -40,13 +16,15 @@ def sr_dpo(session: Session, offline: list[dict], beta: float = 0.1, lam: float 
     """Sr-DPO (Eq. 11-12) or Sr-IPO with the setting's quality prompt; ``naive`` is the
     Delta_naive ablation (Eq. 10, no prompt)."""
     prefix = None if naive else session.setting.quality_prompt
-    return run_single_pass(session, offline, losses.sr_dpo(beta, lam, prefix, ipo_form), name,
-                           stage=stage or ("Sr-IPO" if ipo_form else "Sr-DPO") + (", naive" if naive else ""))
+    return train_and_evaluate(session, offline, losses.make("sr_dpo", beta=beta, lam=lam, prefix=prefix, ipo_form=ipo_form),
+                              name, stage=stage or ("Sr-IPO" if ipo_form else "Sr-DPO") + (", naive" if naive else ""))
 
 
 def dro_dpo(session: Session, offline: list[dict], beta: float = 0.1, epsilon: float = 0.01,
             n_pieces: int = 8, floor: float = 1e-3, name: int | None = None, stage: str = "DRO-DPO per batch") -> SinglePass:
-    return run_single_pass(session, offline, losses.dro_dpo(beta, epsilon, n_pieces, floor), name, stage=stage)
+    """The thesis' DRO-DPO solved per batch (the ablation of the SPA-loop version in ``dro.py``)."""
+    loss = losses.make("dro_dpo", beta=beta, epsilon=epsilon, n_pieces=n_pieces, floor=floor)
+    return train_and_evaluate(session, offline, loss, name, stage=stage)
 
 
 def refinement_values(session: Session, t: int, rows: list[dict], beta: float, prefix: str | None = "setting"):
@@ -70,8 +48,6 @@ def refinement_diagnostics(session: Session, t: int, rows: list[dict], beta: flo
     Corollary 3.3.1 predicts that a larger gold gap goes with a larger Delta_pi
     (``corr_delta_gold``); ``ratio`` says how far lambda Delta moves each pair's target margin
     relative to beta h, ``naive_ratio`` how much of that the prompt adds beyond Delta_naive."""
-    import numpy as np
-
     naive, delta, gap = refinement_values(session, t, rows, beta, prefix)
     scale = float(np.mean(np.abs(naive))) or float("nan")
 

@@ -2,7 +2,8 @@
 SPA / SeRA / Sr-DPO / DRO result is looked at (the pipeline runs them as a stage of their own,
 after the baselines and before every method). If a check fails, the world changes, never a method.
 
-Per seed (the baselines stage), on the held-out prompts (docs/protocol.md, section 4):
+Per seed (the baselines stage, :func:`prefalign_lite.methods.baselines.sft_measurements` and the
+baselines), on the held-out prompts (docs/protocol.md, section 4):
 
 * ``perfect_share``: the share of the SFT model's answers the gold judge scores 1 (room to improve);
 * ``quality_gain``: gold score of the SFT model asked with the quality instruction, minus without
@@ -15,56 +16,62 @@ Across seeds (the fairness-checks stage) each becomes one entry of ``fairness.js
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ..core.files import write_json
 from ..core.stats import seed_interval
-from ..methods import judges
 from ..methods.experiments import Baselines, Checks
-from ..methods.session import SFT
 
-CHECKS = {  # name: (what, threshold, how the value passes)
-    "sft_perfect_share": ("share of SFT answers that are perfect", "<= 0.35", lambda c: c["value"] <= 0.35),
-    "dpo_all_gold_vs_sft": ("DPO on all gold minus SFT, win rate", ">= +0.10, interval above 0",
-                            lambda c: c["value"] >= 0.10 and c["low"] > 0),
-    "seed_dpo_below_all_gold": ("DPO on all gold minus DPO on the 3.3% seed, win rate", "interval above 0",
-                                lambda c: c["low"] > 0),
-    "quality_instruction_gain": ("SFT gold score with the quality instruction minus without", "interval above 0",
-                                 lambda c: c["low"] > 0),
-    "sft_judge_accuracy": ("SFT as LLM-as-judge on its own answer pairs, ties excluded", "in [0.55, 0.80]",
-                           lambda c: 0.55 <= c["value"] <= 0.80),
-    "label_sensitivity": ("DPO on on-policy pairs, gold labels minus random labels, win rate", ">= +0.04, interval above 0",
-                          lambda c: c["value"] >= 0.04 and c["low"] > 0),
-    "offline_label_agreement": ("the off-policy set's labels against gold, ties excluded", "in [0.70, 0.85]",
-                                lambda c: 0.70 <= c["value"] <= 0.85),
-    "sr_dpo_precondition_ratio": ("after DPO's schedule: mean |Delta_pi| / mean |beta h| on the Sr-DPO pairs", ">= 0.25",
-                                  lambda c: c["value"] >= 0.25),
-    "sr_dpo_precondition_corr": ("after DPO's schedule: corr(Delta_pi, gold gap) on the Sr-DPO pairs", "interval above 0",
-                                 lambda c: c["low"] > 0),
+@dataclass(frozen=True)
+class Threshold:
+    """A check's threshold, stated once: its value must be at least ``at_least`` and at most
+    ``at_most`` (where given), and its 95% interval must lie above ``interval_above`` (where given).
+    ``signed`` writes the lower bound with its sign (a difference, not a share)."""
+
+    at_least: float | None = None
+    at_most: float | None = None
+    interval_above: float | None = None
+    signed: bool = False
+
+    @property
+    def text(self) -> str:
+        if self.at_least is not None and self.at_most is not None:
+            parts = [f"in [{self.at_least:.2f}, {self.at_most:.2f}]"]
+        elif self.at_least is not None:
+            parts = [f">= {self.at_least:+.2f}" if self.signed else f">= {self.at_least:.2f}"]
+        elif self.at_most is not None:
+            parts = [f"<= {self.at_most:.2f}"]
+        else:
+            parts = []
+        if self.interval_above is not None:
+            parts.append(f"interval above {self.interval_above:g}")
+        return ", ".join(parts)
+
+    def passes(self, entry: dict) -> bool:
+        """Whether a check's ``value`` and ``low`` pass (a NaN bound, one seed, fails an interval test)."""
+        value, low = entry["value"], entry["low"]
+        return ((self.at_least is None or value >= self.at_least) and (self.at_most is None or value <= self.at_most)
+                and (self.interval_above is None or low > self.interval_above))
+
+
+CHECKS = {  # name: (what, threshold)
+    "sft_perfect_share": ("share of SFT answers that are perfect", Threshold(at_most=0.35)),
+    "dpo_all_gold_vs_sft": ("DPO on all gold minus SFT, win rate", Threshold(at_least=0.10, interval_above=0, signed=True)),
+    "seed_dpo_below_all_gold": ("DPO on all gold minus DPO on the 3.3% seed, win rate", Threshold(interval_above=0)),
+    "quality_instruction_gain": ("SFT gold score with the quality instruction minus without", Threshold(interval_above=0)),
+    "sft_judge_accuracy": ("SFT as LLM-as-judge on its own answer pairs, ties excluded",
+                           Threshold(at_least=0.55, at_most=0.80)),
+    "label_sensitivity": ("DPO on on-policy pairs, gold labels minus random labels, win rate",
+                          Threshold(at_least=0.04, interval_above=0, signed=True)),
+    "offline_label_agreement": ("the off-policy set's labels against gold, ties excluded", Threshold(at_least=0.70, at_most=0.85)),
+    "sr_dpo_precondition_ratio": ("after DPO's schedule: mean |Delta_pi| / mean |beta h| on the Sr-DPO pairs",
+                                  Threshold(at_least=0.25)),
+    "sr_dpo_precondition_corr": ("after DPO's schedule: corr(Delta_pi, gold gap) on the Sr-DPO pairs", Threshold(interval_above=0)),
 }
 SR_DPO_PRECONDITION = ("sr_dpo_precondition_ratio", "sr_dpo_precondition_corr")
-
-
-def sft_measurements(session, seed: int = 0) -> dict:
-    """The SFT-side numbers of one seed (see the module doc)."""
-    prompts = session.eval_prompts
-    quality = [f"{session.setting.quality_prompt} {p}" for p in prompts]
-    with_instruction = [r[0] for r in session.sample(None, quality, temperature=session.config.eval_temperature,
-                                                     seed=session.config.seed + 1)]
-    gain = session.score(prompts, with_instruction) - session.sft_scores
-    pairs = session.sample(None, prompts, n_samples=2, seed=session.config.seed + 3)
-    rows = [{"prompt": p, "chosen": a, "rejected": b} for p, (a, b) in zip(prompts, pairs) if a != b]
-    with session.model_for(SFT) as m:
-        first = judges.llm_prefers_first(m, session.tokenizer, session.setting, rows, session.max_length)
-    judged = [r if f else {"prompt": r["prompt"], "chosen": r["rejected"], "rejected": r["chosen"]} for r, f in zip(rows, first)]
-    quality_of = session.label_quality(judged)
-    return {"perfect_share": float(np.mean(session.sft_scores >= 1.0)), "sft_gold": float(session.sft_scores.mean()),
-            "gold_with_instruction": float(np.mean(session.score(prompts, with_instruction))),
-            "quality_gain": float(gain.mean()), "judge_accuracy": quality_of["label_accuracy"],
-            "judge_pair_ties": quality_of["tie_share"], "judge_pairs": len(rows)}
 
 
 def checks(per_seed: dict[int, dict]) -> list[dict]:
@@ -91,13 +98,13 @@ def checks(per_seed: dict[int, dict]) -> list[dict]:
         values["sr_dpo_precondition_ratio"] = [r["delta_abs_mean"] / r["beta_h_abs_mean"] for r in room]
         values["sr_dpo_precondition_corr"] = [r["corr_delta_gold"] for r in room]
     out = []
-    for name, (what, threshold, passes) in CHECKS.items():
+    for name, (what, threshold) in CHECKS.items():
         if name not in values:
             continue
         cell = seed_interval(values[name])
-        entry = {"check": name, "value": cell.mean, "low": cell.low, "high": cell.high, "threshold": threshold, "what": what,
-                 "seeds": len(seeds)}
-        entry["passed"] = bool(passes(entry))  # a NaN bound (one seed) fails every interval test
+        entry = {"check": name, "value": cell.mean, "low": cell.low, "high": cell.high, "threshold": threshold.text,
+                 "what": what, "seeds": len(seeds)}
+        entry["passed"] = threshold.passes(entry)
         out.append(entry)
     return out
 
@@ -140,8 +147,6 @@ def learning_rate_grid(lrs=LEARNING_RATES, seed: int = 0, n_prompts: int = 6000,
     """How the learning rate was chosen (before any method ran): DPO on all gold labels (one epoch,
     beta 0.1) at each rate on one seed, its win rate against SFT and its KL to the SFT model; the
     kit's rate is ``choose_learning_rate`` of that grid."""
-    import dataclasses
-
     from ..methods import baselines, splits
     from ..methods.session import Session, SessionConfig
     from ..settings import EmbeddedSetting
@@ -150,7 +155,7 @@ def learning_rate_grid(lrs=LEARNING_RATES, seed: int = 0, n_prompts: int = 6000,
     rows = splits.spa_data(session, n_prompts, all_gold=True).all_gold_rows
     grid = []
     for i, lr in enumerate(lrs):
-        session.config = dataclasses.replace(session.config, learning_rate=lr)
+        session.config = dataclasses.replace(session.config, training=dataclasses.replace(session.config.training, learning_rate=lr))
         r = baselines.dpo_baseline(session, rows, name=i, stage=f"DPO on all gold, lr {lr:g}")
         grid.append({"learning_rate": lr, "win_rate": r["win_rate"], "win_low": r["win_low"], "win_high": r["win_high"],
                      "kl_init": r["kl_init"], "pairs": r["pairs"]})

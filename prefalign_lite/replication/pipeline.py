@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.files import write_json
@@ -51,26 +52,35 @@ def model_identity(model: str | None) -> str:
     return model or "the setting's own SFT model"
 
 
-def plan(config: RunConfig, seeds: list[int], out: Path) -> list[tuple[Stage, int | None, Path]]:
-    """Every (stage, seed, folder) in the order they run."""
+@dataclass(frozen=True)
+class Job:
+    """One run of one stage: its seed (``None`` for a run-wide stage) and the folder it runs in."""
+
+    stage: Stage
+    seed: int | None
+    folder: Path
+
+
+def plan(config: RunConfig, seeds: list[int], out: Path) -> list[Job]:
+    """Every job (stage, seed, folder) in the order they run."""
     jobs = []
     for stage in config.stages:
         for seed in (seeds if stage.per_seed else [None]):
             folder = out / (f"seed{seed}" if seed is not None else "") / stage.notebook
-            jobs.append((stage, seed, folder))
+            jobs.append(Job(stage, seed, folder))
     return jobs
 
 
-def depends_on(jobs: list[tuple[Stage, int | None, Path]], i: int) -> list[int]:
+def depends_on(jobs: list[Job], i: int) -> list[int]:
     """The jobs that must finish before job ``i``: the earlier stages named in its ``after`` (all
     earlier stages when it names none) — of its own seed and run-wide for a per-seed stage, every
     seed's for a run-wide one."""
-    stage, seed = jobs[i][0], jobs[i][1]
-    return [j for j in range(i) if (seed is None or jobs[j][1] in (None, seed))
-            and (stage.after is None or jobs[j][0].notebook in stage.after)]
+    stage, seed = jobs[i].stage, jobs[i].seed
+    return [j for j in range(i) if (seed is None or jobs[j].seed in (None, seed))
+            and (stage.after is None or jobs[j].stage.notebook in stage.after)]
 
 
-def waiting_on(jobs: list[tuple[Stage, int | None, Path]], deps: list[list[int]] | None = None) -> list[int]:
+def waiting_on(jobs: list[Job], deps: list[list[int]] | None = None) -> list[int]:
     """How many jobs wait, directly or not, on each job (``deps``: each job's :func:`depends_on`):
     of the jobs that are ready, the pipeline starts first those that most of the run waits for
     (the SFT model before the derivations)."""
@@ -99,32 +109,33 @@ def visible_gpus() -> list[str]:
     return named[:count] if named else [str(i) for i in range(count)]
 
 
-def resolve_jobs(jobs, gpus: list[str]) -> int:
-    """How many stages run at once. On CUDA one per GPU: the default and ``"auto"`` give one job per
-    visible GPU, and more jobs than GPUs is refused (each kernel holds a policy and a reward model).
-    On a CPU the default stays one job, and ``"auto"`` is two (two single-threaded seeds on two
-    cores beat one two-threaded seed)."""
-    if jobs is None or jobs == "auto":
-        return len(gpus) if gpus else (2 if jobs == "auto" else 1)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs must be an integer >= 1 or 'auto', got {jobs!r}")
-    if gpus and jobs > len(gpus):
-        raise ValueError(f"--jobs {jobs} on {len(gpus)} GPU(s) would put more than one job, each with a policy and a "
+def resolve_jobs(workers, gpus: list[str]) -> int:
+    """How many stages run at once, from the ``--jobs`` value ``workers`` (``None``, ``"auto"`` or an
+    integer). On CUDA one per GPU: the default and ``"auto"`` give one job per visible GPU, and more
+    jobs than GPUs is refused (each kernel holds a policy and a reward model). On a CPU the default
+    stays one job, and ``"auto"`` is two (two single-threaded seeds on two cores beat one
+    two-threaded seed)."""
+    if workers is None or workers == "auto":
+        return len(gpus) if gpus else (2 if workers == "auto" else 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--jobs must be an integer >= 1 or 'auto', got {workers!r}")
+    if gpus and workers > len(gpus):
+        raise ValueError(f"--jobs {workers} on {len(gpus)} GPU(s) would put more than one job, each with a policy and a "
                          f"reward model, on one GPU; use --jobs {len(gpus)} (or leave --jobs out: one job per GPU)")
-    return jobs
+    return workers
 
 
-def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int | str | None = None) -> list[dict]:
-    """Run (or skip) every stage, ``jobs`` at a time where their dependencies allow
+def run(config: RunConfig, seeds: list[int], out: Path, echo=print, workers: int | str | None = None) -> list[dict]:
+    """Run (or skip) every stage, ``workers`` at a time where their dependencies allow
     (:func:`resolve_jobs`). On CUDA each running stage has a GPU of its own: its kernel sees only
-    that one (``CUDA_VISIBLE_DEVICES``). On a CPU, ``jobs > 1`` gives each notebook's kernel one
+    that one (``CUDA_VISIBLE_DEVICES``). On a CPU, ``workers > 1`` gives each notebook's kernel one
     thread (on two cores two single-threaded seeds beat one two-threaded one). Returns one status
     record per stage, also kept in ``OUT/pipeline.json``."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     gpus = visible_gpus()
-    jobs = resolve_jobs(jobs, gpus)
-    if jobs > 1 and not gpus:
+    workers = resolve_jobs(workers, gpus)
+    if workers > 1 and not gpus:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"   # read by each kernel's torch at import
     free_gpus = list(gpus)
@@ -136,10 +147,10 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int | 
     waiting = waiting_on(planned, deps)
     statuses: dict[int, dict] = {}
     pending, running, failure = list(range(len(planned))), {}, None
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         while pending or running:
             for i in sorted((i for i in pending if failure is None), key=lambda i: (-waiting[i], i)):
-                if len(running) >= jobs:
+                if len(running) >= workers:
                     break
                 if all(j in statuses for j in deps[i]):
                     pending.remove(i)
@@ -163,8 +174,9 @@ def run(config: RunConfig, seeds: list[int], out: Path, echo=print, jobs: int | 
     return [statuses[i] for i in sorted(statuses)]
 
 
-def _one(config: RunConfig, planned: list, i: int, out: Path, code: str, model: str, echo, env: dict | None = None) -> dict:
-    stage, seed, folder = planned[i]
+def _one(config: RunConfig, planned: list[Job], i: int, out: Path, code: str, model: str, echo,
+         env: dict | None = None) -> dict:
+    stage, seed, folder = planned[i].stage, planned[i].seed, planned[i].folder
     declared = notebook_parameters(stage.path)
     params = dict(stage.parameters)
     if seed is not None:
@@ -177,7 +189,7 @@ def _one(config: RunConfig, planned: list, i: int, out: Path, code: str, model: 
         params["out_dir"] = str(folder.resolve())
     inputs = [notebook_code(stage.path), {k: v for k, v in params.items() if k not in ("out_dir", "run_dir")}, code, model]
     if "run_dir" in declared:
-        inputs.append(sorted((str(p.relative_to(out)), p.read_text()) for p in out.glob("seed*/*/metrics.json")))
+        inputs.append(sorted((str(p.relative_to(out)), p.read_text()) for p in out.glob("seed[0-9]*/*/metrics.json")))
     key = _digest(*inputs)
     label = f"[{i + 1}/{len(planned)}] {stage.notebook}" + (f" seed {seed}" if seed is not None else "")
     status = {"stage": stage.notebook, "seed": seed, "folder": str(folder), "key": key}

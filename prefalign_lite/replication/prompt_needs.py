@@ -3,7 +3,7 @@ against the dataset itself when it is local (a stand-in or a path): a stage that
 training or evaluation prompts than the split holds is refused before anything runs, naming the
 stage, the parameters, what they need and what the split has.
 
-The needs are the notebooks' own: ``n_train`` of their ``SessionConfig`` and ``n_eval``; the
+The needs are the notebooks' own: the ``n_train`` they give ``Session.from_parameters`` and ``n_eval``; the
 training prompts come from the dataset's training split and the evaluation prompts from its
 evaluation split (``test_prefs`` for UltraFeedback-binarized), or from the training split too when
 it has none (:class:`prefalign_lite.settings.DatasetSetting`). For a hub dataset whose split sizes

@@ -45,13 +45,6 @@ def save_prompt_scores(out_dir: str | Path | None, prompts: list[str], scores: d
     return path
 
 
-def load_prompt_scores(path: str | Path) -> dict:
-    """``{"prompts": [...], "scores": {label: [...]}}`` from a ``prompt_scores.json.gz``."""
-    import gzip
-
-    return json.loads(gzip.decompress(Path(path).read_bytes()))
-
-
 def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
     """``{stage: {seed: metrics}}`` from ``root/seed<k>/<stage>/metrics.json``.
 
@@ -64,7 +57,7 @@ def load_runs(root: str | Path | None = None) -> dict[str, dict[int, dict]]:
             raise FileNotFoundError(f"the packaged toy run {PACKAGED_RUN!r} is missing from the installed package")
         return runs
     runs: dict[str, dict[int, dict]] = {}
-    for path in sorted(Path(root).glob("seed*/*/metrics.json")):
+    for path in sorted(Path(root).glob("seed[0-9]*/*/metrics.json")):
         seed = int(path.parent.parent.name.removeprefix("seed"))
         runs.setdefault(path.parent.name, {})[seed] = json.loads(path.read_text())
     return runs

@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from ..core.pairs import Pair
+
 # ``logps(rows) -> (logp_chosen, logp_rejected)`` of plain rows under the judging model
 PairLogps = Callable[[list[dict]], tuple[torch.Tensor, torch.Tensor]]
 
@@ -51,15 +53,14 @@ class Setting:
         let a setting fit its question to the judge's token budget."""
         raise NotImplementedError
 
-    def labelled(self, rows: list[dict], seed: int, flip_rate: float = 0.0) -> list[dict]:
-        """The dataset's own chosen/rejected for these pool rows (a ``flip_rate`` share swapped at
-        random), as plain rows ``{"prompt", "chosen", "rejected"}``; identical pairs dropped."""
+    def labelled(self, rows: list[dict], seed: int, flip_rate: float = 0.0) -> list[Pair]:
+        """The dataset's own chosen/rejected for these pool rows as :class:`Pair` s (a ``flip_rate``
+        share swapped at random, one draw per kept row of the "labels" stream); identical pairs dropped."""
         rng = random.Random(seed)
         out = []
         for r in rows:
-            if r["chosen"] == r["rejected"]:
+            pair = Pair.of(r)
+            if pair.identical():
                 continue
-            swap = rng.random() < flip_rate
-            out.append({"prompt": r["prompt"], "chosen": r["rejected"] if swap else r["chosen"],
-                        "rejected": r["chosen"] if swap else r["rejected"]})
+            out.append(pair.swapped() if rng.random() < flip_rate else pair)
         return out

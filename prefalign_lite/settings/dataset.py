@@ -56,19 +56,19 @@ class DatasetSetting(Setting):
     come from ``split``, evaluation prompts from ``eval_split`` (``None``: :func:`default_splits`;
     ``""``: held out of the training split)."""
 
-    source: str = ""
-    judge_model: str = ""
-    split: str | None = None
-    eval_split: str | None = None
-    name: str = ""
-    quality_prompt: str = PAPER_QUALITY_PROMPT
-    max_length: int = 1024
-    max_new_tokens: int = 300
+    source: str = ""                      # the preference dataset: hub id, JSONL file or saved folder
+    judge_model: str = ""                 # the gold judge: a reward model by hub id or local path
+    split: str | None = None              # split of the training prompts (None: default_splits)
+    eval_split: str | None = None         # split of the evaluation prompts (None: default_splits; "": held out of split)
+    name: str = ""                        # how reports name the setting (default: the dataset's)
+    quality_prompt: str = PAPER_QUALITY_PROMPT   # Sr-DPO's p, prepended to the user turn
+    max_length: int = 1024                # tokens of prompt + completion in training and log-probs
+    max_new_tokens: int = 300             # tokens of a sampled answer
     max_prompt_tokens: int | None = 512   # sampling cuts longer prompts from the left (the DPO recipe's 512)
     sample_top_k: int = 0   # no top-k: a sample is a draw from the model (the checkpoint's own top_k is set aside)
-    judge_batch_size: int = 32
-    judge_max_length: int | None = 4096
-    model: str = ""
+    judge_batch_size: int = 32            # answers the reward model scores per forward pass
+    judge_max_length: int | None = 4096   # tokens of prompt + answer the reward model reads
+    model: str = ""                       # the SFT model when the notebook names none (default_model)
 
     def __post_init__(self):
         if not self.source or not self.judge_model:

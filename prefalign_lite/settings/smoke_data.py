@@ -1,18 +1,14 @@
 """The synthetic preference rows of the stand-ins, in UltraFeedback-binarized's layout: prompts
 and answers written from the templates below (plain English advice on everyday topics, never copied
 from a public dataset), a share of long prompts that must be cut from the left, and rejected answers
-that score 5 or less. ``python -m prefalign_lite make-fixture`` writes them to ``data/``."""
+that score 5 or less. The committed :data:`SMOKE_FIXTURE` is ``rows_jsonl(smoke_rows())``."""
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import random
 from pathlib import Path
 
-from ..core.files import write_text
-
-log = logging.getLogger(__name__)
 SMOKE_FIXTURE = Path(__file__).resolve().parent.parent.parent / "data" / "smoke_ultrafeedback.jsonl"
 SMOKE_ROWS = 200  # the layout repeats each prompt 4 times: 200 rows are ~180 KB
 HELDOUT_EVERY = 5  # rows with index % 5 == 0 are held out from reward-model training
@@ -95,15 +91,15 @@ def smoke_rows(n: int = SMOKE_ROWS, seed: int = 0) -> list[dict]:
         if index % LONG_PROMPT_EVERY == 7:
             prompt = " ".join(rng.sample(BACKGROUND, 12)) + " " + prompt
         chosen = rng.choice(OPENERS) + " ".join(rng.sample(TOPICS[topic][1], rng.choice([2, 2, 3])))
-        rejected, score_rejected = _rejected_answer(rng, topic, chosen)
+        rejected, score_rejected = rejected_answer(rng, topic, chosen)
         rows.append({"prompt": prompt, "prompt_id": hashlib.sha256(prompt.encode()).hexdigest(),
-                     "chosen": _turns(prompt, chosen), "rejected": _turns(prompt, rejected),
-                     "messages": _turns(prompt, chosen), "score_chosen": rng.choice(CHOSEN_SCORES),
+                     "chosen": turns(prompt, chosen), "rejected": turns(prompt, rejected),
+                     "messages": turns(prompt, chosen), "score_chosen": rng.choice(CHOSEN_SCORES),
                      "score_rejected": score_rejected})
     return rows
 
 
-def _rejected_answer(rng: random.Random, topic: str, chosen: str) -> tuple[str, float]:
+def rejected_answer(rng: random.Random, topic: str, chosen: str) -> tuple[str, float]:
     """A worse answer than ``chosen`` for ``topic``, and its score (below every chosen score)."""
     kind, opener = rng.choice(["off_topic", "off_topic", "truncated", "repetitive", "vague"]), rng.choice(OPENERS)
     if kind == "off_topic":  # fluent and often longer, but about something else
@@ -117,7 +113,7 @@ def _rejected_answer(rng: random.Random, topic: str, chosen: str) -> tuple[str, 
     return opener + rng.choice(VAGUE), rng.choice([1.0, 2.0])
 
 
-def _topic_of(prompt: str) -> str:
+def topic_of(prompt: str) -> str:
     """The topic a smoke prompt asks about (its instruction comes last)."""
     found = [(prompt.rfind(activity), topic) for topic, (activity, _) in TOPICS.items() if activity in prompt]
     if not found:
@@ -125,18 +121,10 @@ def _topic_of(prompt: str) -> str:
     return max(found)[1]
 
 
-def _turns(prompt: str, answer: str) -> list[dict]:
+def turns(prompt: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
-def write_smoke_rows(path: Path = SMOKE_FIXTURE, n: int = SMOKE_ROWS, seed: int = 0) -> Path:
-    """Write ``smoke_rows(n, seed)`` as JSONL, atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, _rows_jsonl(smoke_rows(n, seed)))
-    log.info("wrote %d smoke rows to %s", n, path)
-    return path
-
-
-def _rows_jsonl(rows: list[dict]) -> str:
+def rows_jsonl(rows: list[dict]) -> str:
+    """``rows`` as JSONL, one compact JSON object a line: the layout of :data:`SMOKE_FIXTURE`."""
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)

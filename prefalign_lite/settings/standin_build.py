@@ -23,7 +23,6 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.files import building_folder, cache_root, write_text
@@ -32,7 +31,7 @@ from ..engine.reward_model import bradley_terry_loss, encode_chats, last_token_s
 from .artefacts import MODELS, ModelArtefact
 from .standin_data import save_ultrafeedback, ultrafeedback_splits
 from .standin_tokenizers import save_tokenizer
-from .standins import _padded, _reward_triples, _train
+from .standins import StandinSettings, fit, padded_batch, reward_triples
 
 log = logging.getLogger(__name__)
 BUILD_VERSION = 2
@@ -41,22 +40,11 @@ QWEN25_05B_SHAPE = dict(hidden_size=896, intermediate_size=4864, num_hidden_laye
                         num_key_value_heads=2)
 
 
-@dataclass(frozen=True)
-class BuildSettings:
-    seed: int = 0
-    tokenizer_vocab: int = 1024
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 128
-    max_length: int = 160        # training sequences are cut from the left to this many tokens
-    batch_size: int = 16
-    policy_steps: int = 300
-    policy_learning_rate: float = 3e-3
-    reward_steps: int = 300
-    reward_learning_rate: float = 2e-3
-    full_size: bool = False      # Qwen2.5-0.5B's real shape, random weights, no training
+# The faithful builds' settings. They differ from StandinSettings' defaults (the first stand-ins') in
+# longer training sequences, 300 steps for each model, and a higher reward-model learning rate, as
+# these reward models start from random weights.
+FAITHFUL_SETTINGS = StandinSettings(max_length=160, policy_steps=300, reward_steps=300, reward_learning_rate=2e-3)
+_UNREAD = ("n_rows", "reward_extra_pairs")   # settings of the first stand-ins only: not in the key
 
 
 def _texts(splits: dict[str, list[dict]]) -> list[str]:
@@ -64,7 +52,7 @@ def _texts(splits: dict[str, list[dict]]) -> list[str]:
             for t in (r["prompt"], r["chosen"][-1]["content"], r["rejected"][-1]["content"])]
 
 
-def _tokenizer(artefact: ModelArtefact, folder: Path, splits: dict, settings: BuildSettings) -> dict:
+def _tokenizer(artefact: ModelArtefact, folder: Path, splits: dict, settings: StandinSettings) -> dict:
     conversations = [(r["prompt"], r[side][-1]["content"]) for r in splits["train_prefs"][:200]
                      for side in ("chosen", "rejected")]
     return save_tokenizer(artefact, _texts(splits), folder, settings.tokenizer_vocab, conversations)
@@ -76,7 +64,7 @@ def _ids(special: dict, value):
     return special[value] if isinstance(value, str) else value
 
 
-def _config(artefact: ModelArtefact, special: dict, settings: BuildSettings):
+def _config(artefact: ModelArtefact, special: dict, settings: StandinSettings):
     from transformers import AutoConfig
 
     model_type = {"Qwen2": "qwen2", "Mistral": "mistral", "Llama": "llama", "Qwen3": "qwen3"}[
@@ -113,8 +101,8 @@ def _lm_loss(model, n_real: int, junk, batch, examples, pad_id: int):
     import torch
     import torch.nn.functional as F
 
-    ids, mask = _padded([examples[i][0] for i in batch], pad_id)
-    labels, _ = _padded([examples[i][1] for i in batch], -100)
+    ids, mask = padded_batch([examples[i][0] for i in batch], pad_id)
+    labels, _ = padded_batch([examples[i][1] for i in batch], -100)
     hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
     h = hidden[mask[:, 1:].bool()]
     targets = labels[:, 1:][mask[:, 1:].bool()]
@@ -133,7 +121,7 @@ def _settle_padded_rows(model, n_real: int, junk, examples, pad_id: int, batch_s
     states, scale = [], []
     with torch.no_grad():
         for lo in range(0, len(examples), batch_size):
-            ids, mask = _padded([e[0] for e in examples[lo:lo + batch_size]], pad_id)
+            ids, mask = padded_batch([e[0] for e in examples[lo:lo + batch_size]], pad_id)
             h = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
             states.append(h)
             scale.append(torch.logsumexp(h @ model.lm_head.weight[:n_real].T, dim=1))
@@ -149,7 +137,7 @@ def _settle_padded_rows(model, n_real: int, junk, examples, pad_id: int, batch_s
         return float(torch.sigmoid(h @ junk + offset - lse).max())
 
 
-def build_policy(artefact: ModelArtefact, folder: Path, splits: dict, settings: BuildSettings) -> dict:
+def build_policy(artefact: ModelArtefact, folder: Path, splits: dict, settings: StandinSettings) -> dict:
     """The causal LM of ``artefact``, SFT on ``train_sft``'s chosen answers through the kit's own
     encoding (prompt masked, cut from the left), saved with its tokenizer into ``folder``."""
     import torch
@@ -169,8 +157,8 @@ def build_policy(artefact: ModelArtefact, folder: Path, splits: dict, settings: 
         junk = torch.nn.Parameter(torch.zeros(model.config.hidden_size))
         model.register_parameter("standin_padded_rows", junk)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        stats.update(_train(model, lambda b: _lm_loss(model, n_real, junk, b, examples, pad), len(examples),
-                            settings.policy_steps, settings.policy_learning_rate, settings.batch_size, settings.seed))
+        stats.update(fit(model, lambda b: _lm_loss(model, n_real, junk, b, examples, pad), len(examples),
+                         settings.policy_steps, settings.policy_learning_rate, settings.batch_size, settings.seed))
         stats["padded_share"] = _settle_padded_rows(model, n_real, junk, examples, pad, settings.batch_size)
         with torch.no_grad():
             model.lm_head.weight[n_real:] = junk.detach()
@@ -183,7 +171,7 @@ def build_policy(artefact: ModelArtefact, folder: Path, splits: dict, settings: 
     return stats
 
 
-def build_reward_model(artefact: ModelArtefact, folder: Path, splits: dict, settings: BuildSettings) -> dict:
+def build_reward_model(artefact: ModelArtefact, folder: Path, splits: dict, settings: StandinSettings) -> dict:
     """The sequence classifier of ``artefact``, trained from random weights with the Bradley-Terry
     loss on ``train_prefs`` (plus as many pairs again: a fresh worse answer, or another topic's good
     one), reading each conversation through its own chat template; held-out accuracy on
@@ -199,17 +187,17 @@ def build_reward_model(artefact: ModelArtefact, folder: Path, splits: dict, sett
     model = AutoModelForSequenceClassification.from_config(config)
 
     def encoded(rows, extra):
-        triples = _reward_triples(rows, extra, random.Random(settings.seed))
+        triples = reward_triples(rows, extra, random.Random(settings.seed))
         return [encode_chats(tokenizer, [p, p], [w, lo], settings.max_length) for p, w, lo in triples]
 
     def rewards(pairs):
         seqs = [w for w, _ in pairs] + [lo for _, lo in pairs]
-        ids, mask = _padded(seqs, 0)
+        ids, mask = padded_batch(seqs, 0)
         return last_token_scores(model, ids, mask).split(len(pairs))
 
     train, held = encoded(splits["train_prefs"], 1), encoded(splits["test_prefs"], 0)
-    stats = _train(model, lambda b: bradley_terry_loss(*rewards([train[i] for i in b])).mean(), len(train),
-                   settings.reward_steps, settings.reward_learning_rate, settings.batch_size, settings.seed)
+    stats = fit(model, lambda b: bradley_terry_loss(*rewards([train[i] for i in b])).mean(), len(train),
+                settings.reward_steps, settings.reward_learning_rate, settings.batch_size, settings.seed)
     with torch.no_grad():
         r_w, r_l = rewards(held)
     stats.update(heldout_pairs=len(held), heldout_accuracy=round(float((r_w > r_l).float().mean()), 4))
@@ -227,15 +215,16 @@ def names() -> list[str]:
     return [*MODELS, MODELS["qwen2.5-0.5b-instruct"].standin + FULL_SIZE_SUFFIX, DATASET]
 
 
-def _key(name: str, settings: BuildSettings) -> str:
+def _key(name: str, settings: StandinSettings) -> str:
     artefact = MODELS.get(name.removesuffix(FULL_SIZE_SUFFIX))
+    read = {k: v for k, v in dataclasses.asdict(settings).items() if k not in _UNREAD}
     blob = json.dumps({"name": name, "artefact": dataclasses.asdict(artefact) if artefact else None,
-                       "settings": dataclasses.asdict(settings), "version": BUILD_VERSION,
+                       "settings": read, "version": BUILD_VERSION,
                        "rows": ultrafeedback_splits(settings.seed)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def standin_path(name: str, root: Path | None = None, settings: BuildSettings = BuildSettings()) -> Path:
+def standin_path(name: str, root: Path | None = None, settings: StandinSettings = FAITHFUL_SETTINGS) -> Path:
     """The folder of stand-in ``name`` (see :func:`names`), built on first use (a few tens of seconds
     on two CPU cores for a model, a second for the dataset) and reused afterwards."""
     if name not in names():

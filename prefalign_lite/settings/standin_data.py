@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from .artefacts import ULTRAFEEDBACK_COLUMNS
-from .smoke_data import BACKGROUND, CHOSEN_SCORES, CONTEXTS, INSTRUCTIONS, OPENERS, TOPICS, _rejected_answer
+from .smoke_data import BACKGROUND, CHOSEN_SCORES, CONTEXTS, INSTRUCTIONS, OPENERS, TOPICS, rejected_answer, topic_of
 
 SPLIT_ROWS = {"train_prefs": 400, "test_prefs": 100, "train_sft": 400, "test_sft": 50, "train_gen": 400,
               "test_gen": 50}
@@ -52,14 +52,10 @@ def _prompts(seed: int) -> list[str]:
     return prompts
 
 
-def _topic(prompt: str) -> str:
-    return max((prompt.rfind(activity), topic) for topic, (activity, _) in TOPICS.items() if activity in prompt)[1]
-
-
 def _row(prompt: str, index: int, rng: random.Random, with_answers: bool) -> dict:
-    topic = _topic(prompt)
+    topic = topic_of(prompt)
     chosen = rng.choice(OPENERS) + " ".join(rng.sample(TOPICS[topic][1], rng.choice([2, 2, 3])))
-    rejected, score_rejected = _rejected_answer(rng, topic, chosen)
+    rejected, score_rejected = rejected_answer(rng, topic, chosen)
     chosen = LEADING.get(index % 9, "") + chosen
     rejected = REJECTED_LEADING.get(index % 9, "") + rejected
     row = {"prompt": prompt, "prompt_id": hashlib.sha256(prompt.encode()).hexdigest(),

@@ -20,8 +20,8 @@ from pathlib import Path
 from ..core.files import building_folder, cache_root, write_text
 from ..engine.encoding import encode
 from ..engine.reward_model import bradley_terry_loss
-from .smoke_data import (HELDOUT_EVERY, SMOKE_FIXTURE, SMOKE_MAX_ROWS, SMOKE_ROWS, _rejected_answer, _rows_jsonl,
-                         _topic_of, _turns, smoke_rows)
+from .smoke_data import (HELDOUT_EVERY, SMOKE_FIXTURE, SMOKE_MAX_ROWS, SMOKE_ROWS, rejected_answer, rows_jsonl,
+                         smoke_rows, topic_of, turns)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,20 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = 1024):
     return tokenizer
 
 
+BUILD_VERSION = 1  # part of the first stand-ins' cache key: raise it when their build changes
+
+
 @dataclass(frozen=True)
 class StandinSettings:
-    """Everything that decides the stand-ins; its hash (with the rows) is the cache key."""
+    """Everything that decides a stand-in build, for both builders: the first stand-ins
+    (:func:`standins`, with the defaults below) and the quirk-faithful ones
+    (:func:`.standin_build.standin_path`, from :data:`.standin_build.FAITHFUL_SETTINGS`). Each
+    builder hashes the fields it reads into its cache key (:func:`_cache_fields` here,
+    ``standin_build._key`` there)."""
 
-    n_rows: int = SMOKE_ROWS
-    seed: int = 0
-    vocab_size: int = 1024
+    n_rows: int = SMOKE_ROWS  # smoke rows of the first stand-ins (the faithful ones train on standin_data's splits)
+    seed: int = 0  # the rows, the initial weights and the batch order
+    tokenizer_vocab: int = 1024  # tokens the BPE tokenizer is trained to (the faithful embeddings keep the real size)
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
@@ -72,13 +79,23 @@ class StandinSettings:
     policy_steps: int = 400
     policy_learning_rate: float = 3e-3
     reward_steps: int = 250
-    reward_learning_rate: float = 1e-3  # lower: the reward model starts from the trained policy
-    reward_extra_pairs: int = 1  # extra worse answers per reward-model training row
-    version: int = 1
+    reward_learning_rate: float = 1e-3  # lower: the first reward model starts from the trained policy
+    reward_extra_pairs: int = 1  # extra worse answers per training row of the first reward model
+    full_size: bool = False  # faithful Qwen2.5-0.5B only: its real shape, random weights, no training
 
-    def key(self, rows: list[dict]) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + "|" + _rows_jsonl(rows)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+def _cache_fields(settings: StandinSettings) -> dict:
+    """The settings the first stand-ins are built from, as their cache key and ``build_stats.json``
+    name them (the tokenizer's size as ``vocab_size``, and :data:`BUILD_VERSION`)."""
+    fields = {("vocab_size" if k == "tokenizer_vocab" else k): v for k, v in dataclasses.asdict(settings).items()
+              if k != "full_size"}
+    return {**fields, "version": BUILD_VERSION}
+
+
+def _cache_key(settings: StandinSettings, rows: list[dict]) -> str:
+    """The first stand-ins' cache key: a hash of :func:`_cache_fields` and the rows."""
+    blob = json.dumps(_cache_fields(settings), sort_keys=True) + "|" + rows_jsonl(rows)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _qwen2_config(tokenizer, settings: StandinSettings, **extra):
@@ -91,7 +108,7 @@ def _qwen2_config(tokenizer, settings: StandinSettings, **extra):
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None, **extra)
 
 
-def _train(model, loss_of_batch, n_examples: int, steps: int, lr: float, batch_size: int, seed: int) -> dict:
+def fit(model, loss_of_batch, n_examples: int, steps: int, lr: float, batch_size: int, seed: int) -> dict:
     """AdamW, a short warm-up and a linear decay, over ``steps`` batches of ``batch_size`` example
     indices (epoch after epoch, each shuffled by ``seed``); returns statistics."""
     import torch
@@ -119,7 +136,7 @@ def _train(model, loss_of_batch, n_examples: int, steps: int, lr: float, batch_s
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
-def _padded(seqs: list[list[int]], pad_id: int):
+def padded_batch(seqs: list[list[int]], pad_id: int):
     """``(input_ids, attention_mask)``, right-padded."""
     import torch
 
@@ -146,12 +163,12 @@ def build_policy(folder: Path, tokenizer, seed: int = 0, rows: list[dict] | None
         examples.append(((head + tail)[-cut:], ([-100] * len(head) + tail)[-cut:]))
 
     def loss_of_batch(batch):
-        ids, mask = _padded([examples[i][0] for i in batch], tokenizer.pad_token_id)
-        labels, _ = _padded([examples[i][1] for i in batch], -100)
+        ids, mask = padded_batch([examples[i][0] for i in batch], tokenizer.pad_token_id)
+        labels, _ = padded_batch([examples[i][1] for i in batch], -100)
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
-    stats = _train(model, loss_of_batch, len(examples), settings.policy_steps, settings.policy_learning_rate,
-                   settings.batch_size, seed)
+    stats = fit(model, loss_of_batch, len(examples), settings.policy_steps, settings.policy_learning_rate,
+                settings.batch_size, seed)
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -165,16 +182,16 @@ def heldout_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             [r for i, r in enumerate(rows) if not i % HELDOUT_EVERY])
 
 
-def _reward_triples(rows: list[dict], extra_per_row: int, rng: random.Random) -> list[tuple[str, str, str]]:
+def reward_triples(rows: list[dict], extra_per_row: int, rng: random.Random) -> list[tuple[str, str, str]]:
     """``(prompt, better, worse)`` for each row, plus ``extra_per_row`` more per row: half a freshly
     drawn worse answer, half another topic's good answer (the same text is good for one prompt and
     bad for another, so the model must read the prompt)."""
     triples = [(r["prompt"], r["chosen"][-1]["content"], r["rejected"][-1]["content"]) for r in rows]
-    topics = [_topic_of(p) for p, _, _ in triples] if extra_per_row else []  # smoke prompts only
+    topics = [topic_of(p) for p, _, _ in triples] if extra_per_row else []  # smoke prompts only
     for i in [i for _ in range(extra_per_row) for i in range(len(rows))]:
         prompt, better, _ = triples[i]
         if rng.random() < 0.5:
-            triples.append((prompt, better, _rejected_answer(rng, topics[i], better)[0]))
+            triples.append((prompt, better, rejected_answer(rng, topics[i], better)[0]))
         else:
             other = rng.choice([k for k, t in enumerate(topics) if t != topics[i]])
             triples.append((prompt, better, triples[other][1]))
@@ -188,7 +205,7 @@ def build_reward_model(folder: Path, tokenizer, rows: list[dict], seed: int = 0,
     score the last real token), its body copied from the causal LM at ``init_from`` if given (the
     usual recipe: start from the SFT model), trained with ``bradley_terry_loss`` on the training part
     of ``rows`` (``heldout_split``) and on ``extra_rows`` (prompts outside the data set, as a public
-    reward model is trained on other data), see ``_reward_triples``. It reads the chat exactly as
+    reward model is trained on other data), see :func:`reward_triples`. It reads the chat exactly as
     ``engine.reward_model.RewardModel`` formats it. Saved with the tokenizer via ``save_pretrained`` into
     ``folder``; returns statistics with the share of held-out pairs ranked correctly."""
     import torch
@@ -203,17 +220,17 @@ def build_reward_model(folder: Path, tokenizer, rows: list[dict], seed: int = 0,
         model.model.load_state_dict(Qwen2ForCausalLM.from_pretrained(init_from).model.state_dict())
 
     def encode(triples):  # the whole two-turn chat, cut from the left, for both answers
-        return [[tokenizer(tokenizer.apply_chat_template(_turns(p, a), tokenize=False), add_special_tokens=False)
+        return [[tokenizer(tokenizer.apply_chat_template(turns(p, a), tokenize=False), add_special_tokens=False)
                  ["input_ids"][-settings.max_length:] for a in (w, lo)] for p, w, lo in triples]
 
     def rewards(pairs):  # (chosen rewards, rejected rewards) from one forward pass
-        ids, mask = _padded([w for w, _ in pairs] + [lo for _, lo in pairs], tokenizer.pad_token_id)
+        ids, mask = padded_batch([w for w, _ in pairs] + [lo for _, lo in pairs], tokenizer.pad_token_id)
         return model(input_ids=ids, attention_mask=mask).logits[:, 0].float().split(len(pairs))
 
-    train_pairs = encode(_reward_triples(train + list(extra_rows), settings.reward_extra_pairs, random.Random(seed)))
-    held_pairs = encode(_reward_triples(held_out, 0, random.Random(seed)))
-    stats = _train(model, lambda batch: bradley_terry_loss(*rewards([train_pairs[i] for i in batch])).mean(),
-                   len(train_pairs), settings.reward_steps, settings.reward_learning_rate, settings.batch_size, seed)
+    train_pairs = encode(reward_triples(train + list(extra_rows), settings.reward_extra_pairs, random.Random(seed)))
+    held_pairs = encode(reward_triples(held_out, 0, random.Random(seed)))
+    stats = fit(model, lambda batch: bradley_terry_loss(*rewards([train_pairs[i] for i in batch])).mean(),
+                len(train_pairs), settings.reward_steps, settings.reward_learning_rate, settings.batch_size, seed)
     with torch.no_grad():
         r_w, r_l = rewards(held_pairs)
     stats.update(train_pairs=len(train_pairs), heldout_pairs=len(held_pairs),
@@ -247,7 +264,7 @@ def standins(root: Path | None = None, settings: StandinSettings = StandinSettin
     of it and concurrent builders cannot corrupt each other (the first rename wins)."""
     rows = smoke_rows(settings.n_rows, settings.seed)
     root = Path(root) if root else cache_root()
-    target = root / f"standins-{settings.key(rows)}"
+    target = root / f"standins-{_cache_key(settings, rows)}"
     paths = Standins(target / "policy", target / "reward_model", target / SMOKE_FIXTURE.name)
     if (target / "build_stats.json").exists():
         return paths
@@ -259,11 +276,11 @@ def standins(root: Path | None = None, settings: StandinSettings = StandinSettin
 def _build_all(folder: Path, rows: list[dict], settings: StandinSettings) -> dict:
     start = time.perf_counter()
     log.info("building stand-ins (policy, reward model, %d rows) in %s", len(rows), folder)
-    write_text(folder / SMOKE_FIXTURE.name, _rows_jsonl(rows))
+    write_text(folder / SMOKE_FIXTURE.name, rows_jsonl(rows))
     texts = [t for r in rows for t in (r["prompt"], r["chosen"][-1]["content"], r["rejected"][-1]["content"])]
-    tokenizer = train_bpe_tokenizer(texts, settings.vocab_size)
+    tokenizer = train_bpe_tokenizer(texts, settings.tokenizer_vocab)
     unused = smoke_rows(SMOKE_MAX_ROWS, settings.seed)[len(rows):]  # same shuffle: prompts not in `rows`
-    stats = {"rows": len(rows), "vocab_size": len(tokenizer), "settings": dataclasses.asdict(settings),
+    stats = {"rows": len(rows), "vocab_size": len(tokenizer), "settings": _cache_fields(settings),
              "policy": build_policy(folder / "policy", tokenizer, settings.seed, rows, settings),
              "reward_model": build_reward_model(folder / "reward_model", tokenizer, rows, settings.seed, settings,
                                                 extra_rows=unused, init_from=folder / "policy")}

@@ -13,8 +13,8 @@ from prefalign_lite.bench import shapes as bench_shapes
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench-tiny.json"
-    r = bench.run("tiny", device="cpu", warmup=1, steps=2, pairs=8, sample_batches=(4, 8), sample_new_tokens=4,
-                  out=out)
+    r = bench.run(bench.BenchConfig("tiny", device="cpu", warmup=1, steps=2, pairs=8, sample_batches=(4, 8),
+                                    sample_new_tokens=4, out=out))
     return r, out
 
 
@@ -81,4 +81,4 @@ def test_shapes_are_the_real_architectures_and_bad_names_are_refused():
     with pytest.raises(ValueError, match="unknown shape 'gpt-5'"):
         bench_shapes.get_shape("gpt-5")
     with pytest.raises(ValueError, match="steps >= 1"):
-        bench.run("tiny", steps=0)
+        bench.run(bench.BenchConfig("tiny", steps=0))

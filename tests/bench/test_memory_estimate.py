@@ -43,12 +43,12 @@ def _tracked(shape: Shape, chunk: int):
     rows = random_rows(shape.pairs, shape.prompt_tokens, shape.completion_tokens, vocab)
     cfg = trainer.TrainConfig(max_length=shape.max_length, progress=False, bf16=False, gradient_checkpointing=True,
                               logit_chunk_elements=chunk)
-    tr = trainer.PreferenceTrainer(iterates.model, None, losses.dpo(0.1), lambda: iterates.use(None), cfg)
+    tr = trainer.PreferenceTrainer(iterates.model, None, losses.Dpo(0.1), lambda: iterates.use(None), cfg)
     batch = tr.encode(rows)
     iterates.model.train()
     with trainer.activation_checkpointing(iterates.model, True), LiveBytes(watch_last_dims=(vocab,)) as step:
         x = tr.batch_inputs(batch, rows, 0, 1)
-        tr.objective.loss(x)[0].mean().backward()
+        tr.objective(x)[0].mean().backward()
     iterates.model.eval()
     with torch.no_grad(), LiveBytes(watch_last_dims=(vocab,)) as pass_:
         logps.forward_logps(iterates.model, batch, chunk_elements=chunk)

@@ -36,7 +36,7 @@ def _update_gradients(n_rows: int, batch_size: int, grad_accumulation: int) -> l
     try:
         cfg = trainer.TrainConfig(batch_size=batch_size, grad_accumulation=grad_accumulation, max_length=16,
                                   progress=False, bf16=False, gradient_checkpointing=False)
-        trainer.PreferenceTrainer(iterates.model, None, losses.dpo(0.1), lambda: iterates.use(None), cfg).train(rows)
+        trainer.PreferenceTrainer(iterates.model, None, losses.Dpo(0.1), lambda: iterates.use(None), cfg).train(rows)
     finally:
         torch.nn.utils.clip_grad_norm_ = real
     return seen

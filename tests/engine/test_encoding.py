@@ -96,12 +96,12 @@ def test_history_counts_truncated_and_skipped_pairs_per_stage(model, caplog):
     cfg = trainer.TrainConfig(max_length=12, min_completion_tokens=0, on_unusable_pair="skip", batch_size=2,
                               log_every=1, progress=False, stage="SPA round 2")
     caplog.set_level("INFO", logger="prefalign_lite.engine.trainer")
-    history = trainer.PreferenceTrainer(policy, tok, losses.dpo(0.1), reference_of(ref), cfg).train(_long_and_short_rows())
+    history = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref), cfg).train(_long_and_short_rows())
     # min_completion_tokens=0: the long prompt fills max_length, nothing of its answers is left
     assert (history.stage, history.pairs, history.pairs_skipped, history.pairs_truncated) == ("SPA round 2", 2, 1, 0)
     assert "SPA round 2: 2 pairs (0 truncated to max_length 12, 1 skipped of 3 rows)" in caplog.text
     assert history.records[-1]["update"] == 1 and history.records[-1]["seconds_per_update"] > 0
-    kept = trainer.PreferenceTrainer(policy, tok, losses.dpo(0.1), reference_of(ref),
+    kept = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref),
                                      trainer.TrainConfig(max_length=12, progress=False)).train(_long_and_short_rows())
     assert (kept.pairs, kept.pairs_skipped, kept.pairs_truncated) == (3, 0, 1)
 
@@ -110,18 +110,18 @@ def test_strict_mode_names_stage_row_and_side(model):
     policy, ref, tok = model
     cfg = trainer.TrainConfig(max_length=12, min_completion_tokens=0, progress=False)
     with pytest.raises(ValueError, match=r"SeRA t=2: row 1: the chosen completion keeps no token \(\d+ prompt"):
-        trainer.PreferenceTrainer(policy, tok, losses.dpo(0.1), reference_of(ref), cfg).train(
+        trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref), cfg).train(
             _long_and_short_rows(), stage="SeRA t=2")
 
 
 def test_nothing_to_train_on_is_an_error_naming_the_stage_and_cause(model):
     policy, ref, tok = model
-    run = trainer.PreferenceTrainer(policy, tok, losses.dpo(0.1), reference_of(ref),
+    run = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref),
                                     trainer.TrainConfig(progress=False, stage="SPA round 1"))
     with pytest.raises(ValueError, match=r"SPA round 1: no pairs to train on \(0 rows given\)"):
         run.train([])
     skip_all = trainer.TrainConfig(max_length=12, min_completion_tokens=0, on_unusable_pair="skip", progress=False)
-    run = trainer.PreferenceTrainer(policy, tok, losses.dpo(0.1), reference_of(ref), skip_all)
+    run = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref), skip_all)
     with pytest.raises(ValueError, match=r"Sr-DPO: no pairs to train on: all 1 rows were skipped .*max_length 12"):
         run.train(_long_and_short_rows()[1:2], stage="Sr-DPO")
 
@@ -138,7 +138,7 @@ def test_history_last_on_a_missing_key_is_a_key_error():
 def test_token_id_rows_train_without_a_tokenizer(model):
     policy, ref, tok = model
     rows = [{"prompt_ids": [3, 5, 6, 7], "chosen_ids": [8, 2], "rejected_ids": [9, 9, 2]} for _ in range(4)]
-    run = trainer.PreferenceTrainer(policy, None, losses.dpo(0.1), reference_of(ref),
+    run = trainer.PreferenceTrainer(policy, None, losses.Dpo(0.1), reference_of(ref),
                                     trainer.TrainConfig(batch_size=2, progress=False, log_every=1))
     batch = run.encode(rows[:2])
     assert batch.input_ids.tolist()[0] == [3, 5, 6, 7, 8, 2, 0] and batch.labels.tolist()[2][4:] == [9, 9, 2]
@@ -148,7 +148,13 @@ def test_token_id_rows_train_without_a_tokenizer(model):
 
 def test_a_non_finite_loss_stops_the_stage_naming_it(model):
     policy, ref, tok = model
-    nan_loss = losses.TrainingLoss(loss=lambda x: ((x.pi_w - x.pi_w.detach()) * float("nan"), {}), beta=0.1)
+    class NanLoss(losses.TrainingLoss):
+        beta = 0.1
+
+        def __call__(self, x):
+            return (x.pi_w - x.pi_w.detach()) * float("nan"), {}
+
+    nan_loss = NanLoss()
     run = trainer.PreferenceTrainer(policy, tok, nan_loss, reference_of(ref), trainer.TrainConfig(progress=False))
     with pytest.raises(FloatingPointError, match=r"SeRA round 2: non-finite loss at update 0 \(rows \["):
         run.train(_long_and_short_rows(), stage="SeRA round 2")

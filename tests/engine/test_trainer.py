@@ -26,11 +26,11 @@ def test_dpo_loss_equals_trl_dpotrainer(setup):
     inputs = trl_trainer.data_collator([trl_trainer.train_dataset[i] for i in range(8)])
     with torch.no_grad():
         trl_loss = trl_trainer.compute_loss(trl_trainer.model, inputs).item()
-    ours = trainer.PreferenceTrainer(policy, tok, losses.dpo(0.1), reference_of(ref),
+    ours = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref),
                                      trainer.TrainConfig(max_length=64, progress=False))
     with torch.no_grad():
         x = ours.step_inputs(rows[:8], 0, 1)
-        our_loss = ours.objective.loss(x)[0].mean().item()
+        our_loss = ours.objective(x)[0].mean().item()
     print(f"DPO loss on one batch: TRL {trl_loss:.6f}, ours {our_loss:.6f}")
     assert our_loss == pytest.approx(trl_loss, abs=1e-5)
     assert abs(our_loss - 0.693147) > 1e-3  # policy differs from reference: not a trivial log 2
@@ -39,7 +39,7 @@ def test_dpo_loss_equals_trl_dpotrainer(setup):
 def test_training_raises_the_margin(setup):
     path, _, ref, tok, rows = setup
     policy, _ = models.load_pretrained(path)
-    ours = trainer.PreferenceTrainer(policy, tok, losses.dpo(0.5), reference_of(ref),
+    ours = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.5), reference_of(ref),
                                      trainer.TrainConfig(learning_rate=2e-4, epochs=2, batch_size=16, log_every=2, progress=False))
     history = ours.train(rows)
     first, last = history.records[0], history.records[-1]
@@ -65,13 +65,13 @@ def test_engine_switches_follow_the_device_and_checkpointing_changes_nothing(set
     perturb_lora_b(it.model)
     grads = {}
     for checkpointing in (False, True):
-        run = trainer.PreferenceTrainer(it.model, tok, losses.dpo(0.1), lambda: it.use(None),
+        run = trainer.PreferenceTrainer(it.model, tok, losses.Dpo(0.1), lambda: it.use(None),
                                         trainer.TrainConfig(progress=False, gradient_checkpointing=checkpointing))
         assert run.checkpointing is checkpointing and run.bf16 is False
         it.model.train()
         with trainer.activation_checkpointing(it.model, checkpointing):
             assert it.model.get_base_model().model.layers[0].gradient_checkpointing is checkpointing
-            loss = run.objective.loss(run.step_inputs(rows[:8], 0, 1))[0].mean()
+            loss = run.objective(run.step_inputs(rows[:8], 0, 1))[0].mean()
             loss.backward()
         assert it.model.get_base_model().model.layers[0].gradient_checkpointing is False  # restored
         assert not getattr(it.model.get_base_model(), "_require_grads_hooks", None)  # no hook left behind
@@ -91,7 +91,7 @@ def test_the_gpu_path_runs_on_a_cpu(setup):
     path, _, _, tok, rows = setup
     it = models.IterateAdapters(models.load_base(path, four_bit=True), models.LoraSettings(r=4, alpha=8))
     it.create(1)
-    spa = losses.spa_refined(beta=0.1, warmup_fraction=0.0, lam=0.5)
+    spa = losses.SpaRefined(beta=0.1, warmup_fraction=0.0, lam=0.5)
     fast = trainer.TrainConfig(batch_size=16, log_every=1, progress=False, bf16=True, gradient_checkpointing=True,
                                logit_chunk_elements=200)
     run = trainer.PreferenceTrainer(it.model, tok, spa, lambda: it.use(None), fast)
@@ -131,7 +131,7 @@ def test_training_after_cpu_sampling_on_a_4bit_model_with_biases():
         it.model(torch.ones(2, 6, dtype=torch.long))  # what sampling does
     packed = getattr(layer.base_layer.weight.quant_state, "packing_format_for_cpu", False)
     rows = bench_shapes.random_rows(4, 6, 4, 256)
-    history = trainer.PreferenceTrainer(it.model, None, losses.dpo(0.1), lambda: it.use(None),
+    history = trainer.PreferenceTrainer(it.model, None, losses.Dpo(0.1), lambda: it.use(None),
                                         trainer.TrainConfig(batch_size=2, max_length=10, progress=False)).train(rows)
     assert history.pairs == 4 and torch.isfinite(torch.tensor(history.last("loss")))
     assert not getattr(layer.base_layer.weight.quant_state, "packing_format_for_cpu", False)

@@ -36,7 +36,8 @@ def test_spa_split_seeds_are_nested_and_rounds_fixed(session):
 def test_spa_runs_end_to_end_and_records_the_gate(session):
     data = splits.spa_data(session, N_PROMPTS, 0.1)
     sets = [s[:32] for s in data.prompt_sets[:2]]
-    run, loop = spa.run_spa(session, data.seed_rows, sets, spa.SpaConfig(seed_epochs=1), stage="test SPA")
+    loop = spa.run_spa(session, data.seed_rows, sets, spa.SpaConfig(seed_epochs=1), stage="test SPA")
+    run = loop.result()
     records = run.rounds
     assert [r["iteration"] for r in records] == [0, 1, 2]
     assert all(0 <= r["win_rate"] <= 1 and r["kl_init"] > -0.05 for r in records)
@@ -46,7 +47,7 @@ def test_spa_runs_end_to_end_and_records_the_gate(session):
     assert run.to_json() == {"rounds": records, "gate": run.gate}
     assert {"flag_precision", "wrong_share", "flag_overlap"} <= set(records[1])   # the noise flag's diagnostics
     # a variant shares the seed iterate and switches its judge; its iterates get fresh names
-    llm, llm_loop = spa.run_spa(session, data.seed_rows, sets[:1], dataclasses.replace(spa.SpaConfig(), judge="llm", loss="dpo"),
+    llm_loop = spa.run_spa(session, data.seed_rows, sets[:1], dataclasses.replace(spa.SpaConfig(), judge="llm", loss="dpo"),
                                 seed_iterate=loop.names[0], stage="test SPA llm")
     assert llm_loop.names[0] == loop.names[0] and llm_loop.names[1] not in loop.names.values()
     # the same model evaluated under the same label draws the same answers; under another label, its own stream
@@ -61,14 +62,17 @@ def test_the_loop_run_step_by_step_equals_the_one_call(session):
     data = splits.spa_data(session, N_PROMPTS, 0.1)
     sets = [s[:16] for s in data.prompt_sets[:2]]
     cfg = spa.SpaConfig(seed_epochs=1)
-    whole, whole_loop = spa.run_spa(session, data.seed_rows, sets, cfg, stage="whole")
+    whole_loop = spa.run_spa(session, data.seed_rows, sets, cfg, stage="whole")
+    whole = whole_loop.result()
     steps = spa.SpaLoop(session, cfg, stage="whole", names={0: whole_loop.names[0], 1: whole_loop.names[1],
                                                            2: whole_loop.names[2]})
     steps.start(data.seed_rows, seed_iterate=whole_loop.names[0])
-    pairs = steps.sample(1, sets[0])
-    rows, record = steps.annotate(1, pairs, steps.judge(1, pairs))
-    objective, history = steps.train(1, rows)
-    steps.finish(1, record, objective, history, 0.0)
+    sampled = steps.sample(1, sets[0])
+    wins = steps.judge(1, sampled)
+    annotation = steps.annotate(1, sampled, wins)
+    assert steps.gate is None   # annotating measures nothing: the gate is a step of its own
+    steps.measure_gate(sampled, wins)
+    steps.finish(1, annotation, steps.train(1, annotation.rows))
     by_steps = steps.run(sets[1:], first=2)
     strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
     assert [strip(r) for r in by_steps.rounds] == [strip(r) for r in whole.rounds] and by_steps.gate == whole.gate
@@ -137,13 +141,13 @@ def test_both_kls_of_an_evaluation_come_from_one_sample(session):
     from prefalign_lite.engine import losses
 
     rows = splits.spa_data(session, N_PROMPTS).seed_rows
-    session.train(70, rows, losses.dpo(0.1), ref=SFT, init_from=None, stage="kl test 70")
-    session.train(71, rows, losses.dpo(0.1), ref=70, init_from=70, stage="kl test 71")
+    session.train(70, rows, losses.Dpo(0.1), ref=SFT, init_from=None, stage="kl test 70")
+    session.train(71, rows, losses.Dpo(0.1), ref=70, init_from=70, stage="kl test 71")
     assert session.fresh() not in (70, 71)
-    record = session.evaluate(71, previous=70, with_previous=True).record
+    record = session.evaluate(71, previous=70).record
     assert record["kl_init"] == session.kl(71, SFT) and record["kl_previous"] == session.kl(71, 70)
     assert record["kl_previous"] != record["kl_init"]
-    assert session.evaluate(70, previous=70, with_previous=True).record["kl_previous"] == 0.0
+    assert session.evaluate(70, previous=70).record["kl_previous"] == 0.0
     assert "kl_previous" not in session.evaluate(70).record
     assert session.evaluate(SFT).record["kl_init"] == 0.0
 
@@ -157,3 +161,26 @@ def test_the_reward_model_judge_leaves_no_temporary_folder(session, tmp_path, mo
     assert list(tmp_path.iterdir()) == []   # the judge is in memory; its training folder is gone
     scores = judge.score([r["prompt"] for r in rows[:4]], [r["chosen"] for r in rows[:4]])
     assert scores.shape == (4,) and all(s == s for s in scores)
+
+
+def test_session_from_parameters_reads_a_notebooks_parameters_as_they_stand():
+    params = dict(seed=3, model="", dataset="", judge="", split="", eval_split="", n_eval=8, batch_size=16,
+                  grad_accumulation=2, max_length=0, max_prompt_tokens=0, n_prompts=999, beta=0.5)
+    session = Session.from_parameters(params, n_train=12)
+    assert session.config.seed == 3 and session.config.n_eval == 8 and session.config.n_train == 12
+    assert session.config.training.batch_size == 16 and session.config.training.grad_accumulation == 2
+    assert session.config.max_length is None and session.max_length == session.setting.max_length
+    assert session.config.sample_temperature == SessionConfig.sample_temperature
+    assert len(session.eval_prompts) == 8 and len(session.pool.train) == 12
+    with pytest.raises(ValueError, match="options of a real dataset"):
+        Session.from_parameters(dict(params, split="train_prefs"), n_train=12)
+
+
+def test_one_default_per_setting_and_a_named_sft():
+    from prefalign_lite.engine import trainer
+    from prefalign_lite.engine.distributed import main as launcher
+    import inspect
+
+    assert SessionConfig().training.learning_rate == trainer.TrainConfig().learning_rate == trainer.LEARNING_RATE
+    assert "trainer.TrainConfig.learning_rate" in inspect.getsource(launcher)
+    assert SFT is not None and repr(SFT) == "SFT"

@@ -104,15 +104,32 @@ def test_stages_wait_for_what_they_name_and_the_most_awaited_start_first(books, 
     assert pipeline.waiting_on(jobs) == [1, 1, 1, 1, 0]
 
 
+def test_plan_returns_typed_jobs_in_the_order_they_run(books, tmp_path):
+    import dataclasses
+
+    from prefalign_lite.replication import pipeline
+
+    run = tmp_path / "run"
+    jobs = pipeline.plan(C.load_config(_config(tmp_path)), [0, 1], run)
+    assert all(isinstance(job, pipeline.Job) for job in jobs)
+    assert [(job.stage.notebook, job.seed, job.folder) for job in jobs] == [
+        ("31_first", 0, run / "seed0" / "31_first"), ("31_first", 1, run / "seed1" / "31_first"),
+        ("32_second", 0, run / "seed0" / "32_second"), ("32_second", 1, run / "seed1" / "32_second"),
+        ("39_gather", None, run / "39_gather")]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        jobs[0].seed = 5
+
+
 def test_the_toy_plan_starts_the_sft_model_first_and_methods_after_the_fairness_checks(tmp_path):
     from prefalign_lite.replication import pipeline
 
     toy = pipeline.plan(C.load_config(ROOT / "configs" / "toy.yaml"), [0, 1], tmp_path / "toy")
-    name = lambda i: (toy[i][0].notebook, toy[i][1])  # noqa: E731
+    name = lambda i: (toy[i].stage.notebook, toy[i].seed)  # noqa: E731
     waiting = pipeline.waiting_on(toy)
     first = sorted(range(len(toy)), key=lambda i: (-waiting[i], i))[:3]
     assert [name(i) for i in first] == [("10_synthetic_world_and_sft", None), ("11_dpo_baselines", 0), ("11_dpo_baselines", 1)]
-    for i, (stage, seed, _) in enumerate(toy):
+    for i, job in enumerate(toy):
+        stage = job.stage
         deps = {name(j) for j in pipeline.depends_on(toy, i)}
         if stage.notebook.startswith("0") or stage.notebook.startswith("10"):
             assert deps == set()

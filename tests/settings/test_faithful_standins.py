@@ -5,6 +5,7 @@ generation defaults, tied embeddings, vocabulary size, a reward model without a 
 Cost on 2 CPU cores: about 35 s per model the first time (cached under the kit's cache folder), then
 a few seconds.
 """
+import dataclasses
 import json
 
 import pytest
@@ -127,7 +128,7 @@ def test_reward_model_standins(tok, config):
 
 
 def test_builds_are_content_keyed_atomic_and_reused(tmp_path, monkeypatch):
-    quick = B.BuildSettings(policy_steps=2, reward_steps=2, tokenizer_vocab=400, batch_size=4)
+    quick = dataclasses.replace(B.FAITHFUL_SETTINGS, policy_steps=2, reward_steps=2, tokenizer_vocab=400, batch_size=4)
     first = B.standin_path("zephyr-7b-sft-full", tmp_path, quick)
     monkeypatch.setattr(B, "build_policy", lambda *a: (_ for _ in ()).throw(AssertionError("rebuilt")))
     assert B.standin_path("zephyr-7b-sft-full", tmp_path, quick) == first

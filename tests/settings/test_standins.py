@@ -117,7 +117,7 @@ def test_the_cache_returns_the_same_paths_without_rebuilding(built, monkeypatch)
 
 
 def test_a_build_is_renamed_into_place_only_when_complete(tmp_path, monkeypatch):
-    quick = standins.StandinSettings(n_rows=20, vocab_size=300, policy_steps=2, reward_steps=2, batch_size=4)
+    quick = standins.StandinSettings(n_rows=20, tokenizer_vocab=300, policy_steps=2, reward_steps=2, batch_size=4)
     real_build, calls = standins._build_all, []
 
     def failing(folder, rows, settings):
