@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("00_quickstart.ipynb", "01_bradley_terry_and_dpo.ipynb", "10_synthetic_world_and_sft.ipynb",
              "20_replication_report.ipynb")
 MARK = "STANDIN-KIT-AT"
-INSTALL = re.compile(r'%pip install -q "prefalign-lite(?:\[(?P<extras>[\w,]+)\])? @ git\+https://github\.com/[\w.-]+/[\w.-]+@v[\d.]+"')
+INSTALL = re.compile(r'%pip install -q -c \S+/constraints-colab\.txt '
+                     r'"prefalign-lite(?:\[(?P<extras>[\w,]+)\])? @ git\+https://github\.com/[\w.-]+/[\w.-]+@v[\d.]+"')
 
 
 def _run(cmd, **kwargs):

@@ -56,7 +56,7 @@ def chat_prompts(tokenizer, prompts: list[str]) -> list[str]:
 
 
 CPU_BATCH_SIZE = 256      # generation on 2 CPU cores is ~3x faster at 256 than at 64 (the tiny model)
-MAX_GPU_BATCH_SIZE = 512  # measured on an H100: 7B 4-bit reaches ~3,300 tokens/s at 512, ~770 at 128
+MAX_GPU_BATCH_SIZE = 512  # an assumption no GPU run has checked yet: larger batches buy little once the cache dominates
 DEFAULT_TOP_K = 50         # transformers' documented default top-k, stated (see the module doc)
 SIZED_PROMPT_TOKENS = 340  # the prompt length a batch size is meant for (340 + 300 new = 640 tokens)
 
@@ -114,6 +114,20 @@ def _causal_lm(model):
     return unwrap() if callable(unwrap) else model
 
 
+def stop_ids(model, tokenizer) -> list[int]:
+    """The token ids an answer ends at: the tokenizer's eos and every id of the checkpoint's
+    ``generation_config.eos_token_id`` (Qwen2.5 stops at ``<|im_end|>`` or ``<|endoftext|>``), the
+    tokenizer's first. :func:`own_generation_config` sets the checkpoint's config aside while
+    sampling, so its stop list is read here, before."""
+    ids: list[int] = []
+    checkpoint = getattr(getattr(_causal_lm(model), "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, checkpoint):
+        for i in value if isinstance(value, (list, tuple)) else [value]:
+            if i is not None and int(i) not in ids:
+                ids.append(int(i))
+    return ids
+
+
 @contextlib.contextmanager
 def own_generation_config(model):
     """While inside, the model's ``generation_config`` is an empty one, so that no value of the
@@ -132,7 +146,7 @@ def own_generation_config(model):
 
 def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, temperature: float = 0.7,
                  top_p: float = 0.95, max_new_tokens: int = 16, pad_token_id: int | None = None,
-                 eos_token_id: int | None = None, min_new_tokens: int | None = None,
+                 eos_token_id: int | list[int] | None = None, min_new_tokens: int | None = None,
                  top_k: int = DEFAULT_TOP_K) -> torch.Tensor:
     """One ``generate`` call on left-padded token ids; returns only the new tokens ``(N, <= max_new_tokens)``.
     ``temperature = 0`` means greedy decoding; nothing else of the model's generation defaults applies."""
@@ -204,6 +218,8 @@ def sample(model, tokenizer, prompts: list[str], n_samples: int = 1, temperature
     seqs = [s for s in ids for _ in range(n_samples)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
+    stops = stop_ids(model, tokenizer)
+    eos = stops[0] if len(stops) == 1 else (stops or None)
     out: list[str] = []
     new_tokens, start = 0, time.perf_counter()
     batches = sampling_batches([len(s) for s in seqs], batch_size, max_new_tokens, token_budget)
@@ -211,7 +227,7 @@ def sample(model, tokenizer, prompts: list[str], n_samples: int = 1, temperature
         input_ids, mask = _left_padded([seqs[i] for i in part], pad, device)
         torch.manual_seed(seed + b)
         completion = generate_ids(model, input_ids, mask, temperature=temperature, top_p=top_p,
-                                  max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                                  max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos,
                                   top_k=top_k)
         new_tokens += int((completion != pad).sum())
         out.extend(s.strip() for s in tokenizer.batch_decode(completion, skip_special_tokens=True))

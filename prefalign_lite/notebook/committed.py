@@ -175,12 +175,35 @@ def seed_tolerances(stage: str, keys: list[str], run_dir: str | None = None,
     return out
 
 
-def check_against_seeds(stage: str, metrics: Mapping, keys: list[str], seed: int | None = None) -> bool:
+COMMITTED_DEVICE = "cpu"   # the committed run was trained and sampled on CPUs
+
+
+def run_device() -> str:
+    """The device a session of this process trains on: ``cuda`` where a GPU is visible, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_against_seeds(stage: str, metrics: Mapping, keys: list[str], seed: int | None = None,
+                        device: str | None = None) -> bool:
     """The check cell of a replication notebook: the numbers ``keys`` of this run against the
     committed run's same seed, each within :func:`seed_tolerances` (when this run used the
-    committed run's parameters; otherwise nothing is compared, and it says so)."""
+    committed run's parameters; otherwise nothing is compared, and it says so). On another device
+    than the committed run's (``device``, default :func:`run_device`) other kernels draw other
+    numbers: a number outside its tolerance is then printed, with why, and the notebook goes on."""
     committed = _committed_counterpart(stage, metrics, seed)
-    return False if committed is None else _check_named(stage, metrics, committed, seed_tolerances(stage, keys))
+    if committed is None:
+        return False
+    device = device or run_device()
+    try:
+        return _check_named(stage, metrics, committed, seed_tolerances(stage, keys))
+    except AssertionError as failed:
+        if device == COMMITTED_DEVICE:
+            raise
+        print(f"on {device}, not the committed run's {COMMITTED_DEVICE}: {failed}\n"
+              "(another device's kernels sample and train differently; the notebook goes on)")
+        return False
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,20 @@ def test_the_packaged_kernel_rerun_sets_the_tolerance_of_what_the_rebuilt_sft_mo
     assert moved == pytest.approx(0.0262, abs=1e-4)       # seed 0: 0.2166 under the other kernels, 0.1904 here
     tolerance = checks.seed_tolerances("11_dpo_baselines", ["sft/quality_gain"])["sft/quality_gain"]
     assert tolerance == pytest.approx(checks.KERNEL_FACTOR * moved)
+
+
+def test_on_another_device_a_number_outside_its_tolerance_is_reported_and_the_notebook_goes_on(capsys):
+    """A Colab GPU runtime draws other numbers than the CPUs the committed run was made on: the check
+    said so by raising, and "Run all" stopped before the summary. On a CPU it still raises."""
+    import copy
+
+    metrics = copy.deepcopy(results.load_runs()["11_dpo_baselines"][0])
+    assert checks.check_against_seeds("11_dpo_baselines", metrics, ["seed_dpo/win_rate"], device="cpu") is True
+    metrics["seed_dpo"]["win_rate"] += 0.5
+    with pytest.raises(AssertionError, match="seed_dpo/win_rate: measured"):
+        checks.check_against_seeds("11_dpo_baselines", metrics, ["seed_dpo/win_rate"], device="cpu")
+    capsys.readouterr()
+    assert checks.check_against_seeds("11_dpo_baselines", metrics, ["seed_dpo/win_rate"], device="cuda") is False
+    printed = capsys.readouterr().out
+    assert printed.startswith("on cuda, not the committed run's cpu: 1 of 1 numbers outside tolerance")
+    assert "the notebook goes on" in printed

@@ -60,8 +60,8 @@ def test_the_install_cell_adds_only_the_extras_a_notebook_needs():
     assert all(e == ("gpu",) for e in extras.values() if e)
     release = links.read_release(ROOT)
     base, gpu = links.install_cell_source(release), links.install_cell_source(release, ("gpu",))
-    assert '%pip install -q "prefalign-lite @ git+' in base and "[" not in base.split("%pip")[1]
-    assert '%pip install -q "prefalign-lite[gpu] @ git+https://github.com/prefalign-lite/prefalign-lite@v' in gpu
+    assert ' "prefalign-lite @ git+' in base and "[" not in base.split("%pip")[1]
+    assert ' "prefalign-lite[gpu] @ git+https://github.com/prefalign-lite/prefalign-lite@v' in gpu
     assert "bitsandbytes" in gpu and "papermill" not in base + gpu and "jupyter" not in base + gpu
 
 
@@ -78,6 +78,30 @@ def test_links_in_markdown_point_at_github_at_the_release_tag():
                     assert (ROOT / target[len(prefix):].split("#")[0]).exists(), f"{path.name} links to missing {target}"
                 else:
                     assert target.startswith("https://"), f"{path.name}: relative link {target} breaks on Colab"
+
+
+def test_every_install_cell_installs_the_tested_pins_without_torch():
+    """Colab resolved TRL, transformers and PEFT against its own preinstalled stack: the install
+    cells now pass the release's pins (constraints.txt less torch, which Colab's GPU runtime keeps)."""
+    release = links.read_release(ROOT)
+    pins = f"-c https://raw.githubusercontent.com/prefalign-lite/prefalign-lite/{release.tag}/constraints-colab.txt "
+    for path in links.notebooks_of(ROOT):
+        install = "".join(json.loads(path.read_text())["cells"][1]["source"])
+        assert f"%pip install -q {pins}" in install, path.name
+    colab = (ROOT / "constraints-colab.txt").read_text().splitlines()
+    tested = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert [line for line in colab if not line.startswith("#")] == [line for line in tested if not line.startswith("torch==")]
+    assert "transformers==" in "\n".join(colab) and not any(line.startswith("torch") for line in colab)
+
+
+def test_a_stale_colab_constraints_file_is_found_and_rewritten(tmp_path):
+    root = _fake_checkout(tmp_path)
+    links.sync(root)
+    (root / "constraints.txt").write_text("torch==1.0\ntrl==9.9\n")
+    assert links.sync(root, check=True) == [root / "constraints-colab.txt"]
+    links.sync(root)
+    assert (root / "constraints-colab.txt").read_text().splitlines()[-1] == "trl==9.9"
+    assert links.sync(root, check=True) == []
 
 
 def _fake_checkout(tmp_path, version="9.9.9", repo="https://github.com/someone/elsewhere"):
