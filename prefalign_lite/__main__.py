@@ -211,7 +211,7 @@ def _run_pipeline(args) -> int:
 
     from .replication import pipeline
     from .replication.config import ConfigError, check_seeds, load_config, notebook_parameters
-    from .replication.prompt_needs import check_prompt_needs
+    from .replication.prompt_needs import check_inputs
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per stage is ours; papermill's are noise
     try:
@@ -226,12 +226,18 @@ def _run_pipeline(args) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    problems = check_prompt_needs(config, lambda stage: notebook_parameters(stage.path), str(args.config))
-    if problems:
-        print("error: " + "\n       ".join(problems), file=sys.stderr)
+    checked = check_inputs(config, lambda stage: notebook_parameters(stage.path), str(args.config))
+    if checked.problems:
+        print("error: " + "\n       ".join(checked.problems), file=sys.stderr)
         return 2
     if args.check:
-        print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
+        for line in checked.not_checked:
+            print(f"not checked: {line}")
+        if checked.not_checked:
+            print(f"{args.config}: no problem found, but not checked in full ({len(config.stages)} stages, seeds {seeds}; "
+                  f"{len(checked.not_checked)} input(s) not checked offline, listed above)")
+        else:
+            print(f"{args.config}: valid ({len(config.stages)} stages, seeds {seeds})")
         return 0
     start = time.perf_counter()
     out = args.out.resolve()   # before papermill moves the working directory

@@ -24,19 +24,29 @@ from pathlib import Path
 
 from .data_sources import DataSourceError, PreferenceDataError, describe_value, iter_rows, read_rows, shorten, split_names
 
-__all__ = ["DataSourceError", "LoadReport", "PreferenceDataError", "SPA_PROPORTIONS", "load_preferences",
-           "normalise_row", "read_rows", "spa_split", "split_names"]
+__all__ = ["DataSourceError", "LoadReport", "PreferenceDataError", "SKIP_KINDS", "SPA_PROPORTIONS", "load_preferences",
+           "normalise_row", "read_rows", "skip_kind", "spa_split", "split_names"]
 
 log = logging.getLogger(__name__)
 
 SPA_PROPORTIONS = (2, 8, 20, 30)  # gold seed : X_1 : X_2 : X_3 (SPA: 2K, 8K, 20K, 30K of 60K)
 _ROLES = ("system", "user", "assistant")
+# the kinds of skipped row a report counts apart; every reason not named in _KIND_OF_REASON is a malformed row
+SKIP_KINDS = ("identical pair", "empty prompt or answer", "duplicate row", "prompt over the word limit", "malformed row")
+_KIND_OF_REASON = {"identical to chosen": "identical pair", "empty completion": "empty prompt or answer",
+                   "missing or empty": "empty prompt or answer", "duplicate of an earlier row": "duplicate row",
+                   "over the word limit": "prompt over the word limit"}
+
+
+def skip_kind(err: PreferenceDataError) -> str:
+    """Which of :data:`SKIP_KINDS` a skipped row is."""
+    return _KIND_OF_REASON.get(err.reason, "malformed row")
 
 
 @dataclass
 class LoadReport:
     """What ``load_preferences`` read, kept and skipped (counted per reason, with the first row
-    of each reason), plus notes on rows that were kept but look odd."""
+    of each reason, and per kind of :data:`SKIP_KINDS`), plus notes on rows that were kept but look odd."""
 
     source: str = ""
     rows_read: int = 0
@@ -44,11 +54,13 @@ class LoadReport:
     skipped: Counter = field(default_factory=Counter)
     first_skipped: dict = field(default_factory=dict)
     notes: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
 
     def skip(self, err: PreferenceDataError) -> None:
         key = f"{err.field}: {err.reason}"
         self.skipped[key] += 1
         self.first_skipped.setdefault(key, err.row)
+        self.kinds[skip_kind(err)] += 1
 
     def __str__(self) -> str:
         reasons = "; ".join(f"{n} {why} (first: row {self.first_skipped[why]})"

@@ -29,7 +29,8 @@ import torch
 from tqdm import tqdm
 
 from . import memory
-from .encoding import bos_kept, cut_left, text_ids
+from .chat import bos_kept, text_ids
+from .encoding import cut_left
 from .memory import kv_cache_bytes_per_token  # noqa: F401  (the sampling budget's unit, kept importable here)
 from .models import autocast_for
 

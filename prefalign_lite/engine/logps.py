@@ -17,7 +17,9 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from ..objectives import extrapolated_logps
-from .encoding import PairBatch, UnusablePairError, bos_kept, collate, encode_completions, pair_batch, truncate_pair
+from .chat import bos_kept
+from .encoding import (PairBatch, UnusablePairError, collate, encode_completions, pad_token_id_or, tokenise_rows,
+                       truncate_pair)
 from .models import autocast_for
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 25   # 32M logits (128 MB in float32) per chunk of completion tokens
@@ -167,16 +169,16 @@ def pair_logps(model, tokenizer, rows: list[dict], *, prefix: str | None = None,
                batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logp_chosen, logp_rejected)`` in float32 on the CPU of plain-string rows
     ``{"prompt", "chosen", "rejected"}`` under ``model``, ``batch_size`` rows per forward pass
-    (long prompts cut from the left as in training; ``prefix`` is prepended to each user turn);
-    under bf16 autocast on a GPU."""
+    (long prompts cut from the left as in training; ``prefix`` is prepended to each user turn and
+    kept by the cut, or the pairs where it could not be are logged); under bf16 autocast on a GPU.
+    A tokenizer without a pad token pads with :func:`~.encoding.pad_token_id_or`'s id 0."""
     if not rows:
         raise ValueError("log-probs of zero rows")
-    device = next(model.parameters()).device
+    device, pad = next(model.parameters()).device, pad_token_id_or(tokenizer)
+    done = tokenise_rows(tokenizer, rows, prefix, max_length)   # every row kept, or an error naming it
     chosen, rejected = [], []
     for lo in range(0, len(rows), batch_size):
-        part = rows[lo:lo + batch_size]
-        batch = pair_batch(tokenizer, [r["prompt"] for r in part], [r["chosen"] for r in part],
-                           [r["rejected"] for r in part], prefix=prefix, max_length=max_length)
+        batch = collate(done.pairs[lo:lo + batch_size], pad)
         with autocast_for(device):
             w, l_ = split_pairs(forward_logps(model, batch.to(device)))
         chosen.append(w.float().cpu()), rejected.append(l_.float().cpu())
@@ -204,7 +206,7 @@ def completion_logps_of(model, tokenizer, prompts: list[str], completions: list[
             except UnusablePairError as exc:
                 raise UnusablePairError(f"completion log-probs: row {i}: {exc}") from None
             pairs.append(pair)
-        batch = collate(pairs, tokenizer.pad_token_id)
+        batch = collate(pairs, pad_token_id_or(tokenizer))
         half = batch.n_pairs
         single = PairBatch(batch.input_ids[:half], batch.attention_mask[:half], batch.labels[:half])
         with autocast_for(device):

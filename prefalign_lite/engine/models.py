@@ -18,6 +18,8 @@ import torch
 
 from ..core.files import building_folder
 
+from .checkpoints import check_architecture, check_vocabulary, checked_source
+
 log = logging.getLogger(__name__)
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -56,17 +58,24 @@ def autocast_for(device, enabled: bool | None = None):
 def load_pretrained(path_or_id: str | Path, tokenizer_only: bool = False, **kwargs):
     """``(model, tokenizer)`` by local path or hub id, through ``from_pretrained`` (``model`` is
     ``None`` with ``tokenizer_only``). The tokenizer pads on the left, for generation; one without
-    a pad token pads with its end token (padding is masked anyway)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    a pad token pads with its end token (padding is masked anyway). A local path that does not
+    exist, a reward model's checkpoint, or a tokenizer larger than the model's embeddings is refused
+    naming the path."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     if not log.isEnabledFor(logging.INFO):
         hf_logging.disable_progress_bar()  # no loading bars in notebooks unless logging asks for them
-    tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+    source = checked_source(path_or_id, "model", needs="" if tokenizer_only else "config.json")
+    if not tokenizer_only:
+        check_architecture(AutoConfig.from_pretrained(source), f"model {str(path_or_id)!r}", causal=True)
+    tokenizer = AutoTokenizer.from_pretrained(source)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = None if tokenizer_only else AutoModelForCausalLM.from_pretrained(str(path_or_id), **kwargs)
+    model = None if tokenizer_only else AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if model is not None:
+        check_vocabulary(model, tokenizer, f"model {str(path_or_id)!r}")
     return model, tokenizer
 
 
@@ -97,9 +106,11 @@ def load_base(path_or_id: str | Path, four_bit: bool = True, dtype: torch.dtype 
     """A causal LM by local path or hub id (one ``from_pretrained`` call for both), frozen, on
     ``device`` (default: the GPU if any, else the CPU); in 4-bit NF4 when ``four_bit``; compute in
     ``dtype`` (default bfloat16 on a GPU, float32 on a CPU)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(path_or_id), **base_load_kwargs(four_bit, dtype, device))
+    source = checked_source(path_or_id, "base model")
+    check_architecture(AutoConfig.from_pretrained(source), f"base model {str(path_or_id)!r}", causal=True)
+    model = AutoModelForCausalLM.from_pretrained(source, **base_load_kwargs(four_bit, dtype, device))
     return keep_4bit_differentiable(freeze(model))
 
 

@@ -4,6 +4,7 @@ Bradley-Terry loss."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from pathlib import Path
 
@@ -12,8 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from ..core.files import building_folder
-from .encoding import bos_kept, cut_left, text_ids
+from .chat import bos_kept, render_chat, text_ids
+from .checkpoints import check_architecture, check_vocabulary, checked_source
+from .encoding import cut_left
 from .models import autocast_for
+
+log = logging.getLogger(__name__)
 
 
 def bradley_terry_loss(reward_chosen: torch.Tensor, reward_rejected: torch.Tensor) -> torch.Tensor:
@@ -27,8 +32,7 @@ def bradley_terry_loss(reward_chosen: torch.Tensor, reward_rejected: torch.Tenso
 
 def chat_text(tokenizer, prompt: str, response: str) -> str:
     """The two-turn conversation as the tokenizer's chat template writes it: what a reward model reads."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-                                         tokenize=False)
+    return render_chat(tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}])
 
 
 def pad_id_for(tokenizer, config) -> int:
@@ -56,14 +60,14 @@ def reads_own_padding(model, tokenizer) -> bool:
     return pad is not None and pad not in ends
 
 
-def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The scalar head at each row's last attended token (padding on either side), ``(N,)`` in
-    float32: what transformers' ``*ForSequenceClassification`` computes, without its pad-token search."""
+def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label: int = 0) -> torch.Tensor:
+    """The head's output ``label`` at each row's last attended token (padding on either side), ``(N,)``
+    in float32: what transformers' ``*ForSequenceClassification`` computes, without its pad-token search."""
     backbone, head = getattr(model, model.base_model_prefix), getattr(model, "score")
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     last = (positions * attention_mask).argmax(-1)
-    return head(hidden[torch.arange(hidden.shape[0], device=hidden.device), last]).float()[:, 0]
+    return head(hidden[torch.arange(hidden.shape[0], device=hidden.device), last]).float()[:, label]
 
 
 def encode_chats(tokenizer, prompts: list[str], responses: list[str], max_length: int | None = None) -> list[list[int]]:
@@ -88,44 +92,61 @@ def _padded(seqs: list[list[int]], pad: int, device, left: bool) -> tuple[torch.
             torch.tensor([o + z for z, o in zip(zeros, ones)], device=device))
 
 
-def batch_scores(model, tokenizer, seqs: list[list[int]], device, own_padding: bool | None = None) -> torch.Tensor:
-    """Scores of one batch of token-id rows, padded on the tokenizer's ``padding_side`` (the kit's
-    own tokenizers pad on the left: the ids the tokenizer's own batch call gives), gradients flowing
-    when enabled."""
+def batch_scores(model, tokenizer, seqs: list[list[int]], device, own_padding: bool | None = None,
+                 label: int = 0) -> torch.Tensor:
+    """Scores (the head's output ``label``) of one batch of token-id rows, padded on the tokenizer's
+    ``padding_side`` (the kit's own tokenizers pad on the left: the ids the tokenizer's own batch
+    call gives), gradients flowing when enabled."""
     own = reads_own_padding(model, tokenizer) if own_padding is None else own_padding
     pad = model.config.pad_token_id if own else pad_id_for(tokenizer, model.config)
     ids, mask = _padded(seqs, pad, device, left=getattr(tokenizer, "padding_side", "right") == "left")
     if own:
-        return model(input_ids=ids, attention_mask=mask).logits[:, 0]
+        return model(input_ids=ids, attention_mask=mask).logits[:, label]
     if hasattr(model, "score") and hasattr(model, "base_model_prefix"):
-        return last_token_scores(model, ids, mask)
-    return torch.cat([model(input_ids=torch.tensor([s], device=device)).logits[:, 0] for s in seqs])
+        return last_token_scores(model, ids, mask, label)
+    return torch.cat([model(input_ids=torch.tensor([s], device=device)).logits[:, label] for s in seqs])
 
 
 class RewardModel:
     """Scores (prompt, response) pairs through the tokenizer's chat template; ``name`` says which
     model judged (the report names its judge).
 
-    Conversations longer than ``max_length`` tokens are cut from the left. With ``offload`` (the
-    default on a GPU) the model lives in CPU memory and is on ``device`` only while it scores, so a
-    7-8B judge does not stay resident through training and sampling; every GPU pass runs under
-    bf16 autocast. A tokenizer or config without a pad token is fine (:func:`pad_id_for`)."""
+    Conversations longer than ``max_length`` tokens are cut from the left; ``max_length`` is capped
+    at the model's ``max_position_embeddings``. With ``offload`` (the default on a GPU) the model
+    lives in CPU memory and is on ``device`` only while it scores, so a 7-8B judge does not stay
+    resident through training and sampling; every GPU pass runs under bf16 autocast. A tokenizer or
+    config without a pad token is fine (:func:`pad_id_for`).
+
+    Checked when it loads (:func:`check_reward_config`, :func:`check_score_head`): the model gives
+    one output per conversation (``num_labels == 1``; for a classifier with several outputs, name
+    the one to read with ``label``) from a trained head. Every score is finite, or ``score`` raises
+    naming the row."""
 
     def __init__(self, path_or_id: str | Path, device: str = "cpu", batch_size: int = 16,
-                 max_length: int | None = 4096, offload: bool | None = None):
+                 max_length: int | None = 4096, offload: bool | None = None, label: int | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"RewardModel: batch_size must be an integer >= 1, got {batch_size!r}")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
             raise ValueError(f"RewardModel: max_length must be an integer >= 2 or None, got {max_length!r}")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         self.name = f"reward model {path_or_id}"
-        self.device, self.batch_size, self.max_length = torch.device(device), batch_size, max_length
+        source = checked_source(path_or_id, "reward model")
+        config = AutoConfig.from_pretrained(source)
+        self.label = check_reward_config(config, self.name, label)
+        self.device, self.batch_size = torch.device(device), batch_size
+        self.max_length = context_length(config, max_length, self.name)
         self.offload = self.device.type == "cuda" if offload is None else offload
         self.home = torch.device("cpu") if self.offload else self.device
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"{self.name}: its tokenizer has no chat template; the judge reads each (prompt, answer) "
+                             "as the two-turn chat the template writes, so a reward model needs one")
         kwargs = {"dtype": torch.bfloat16} if self.device.type == "cuda" else {}
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(path_or_id), **kwargs).to(self.home).eval()
+        model, info = AutoModelForSequenceClassification.from_pretrained(source, output_loading_info=True, **kwargs)
+        check_score_head(model, info, self.name)
+        check_vocabulary(model, self.tokenizer, self.name)
+        self.model = model.to(self.home).eval()
         self.own_padding = reads_own_padding(self.model, self.tokenizer)
 
     @contextlib.contextmanager
@@ -142,6 +163,8 @@ class RewardModel:
                     torch.cuda.empty_cache()
 
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
+        """The reward of each (prompt, response), ``(N,)`` float32; a ``ValueError`` naming the
+        first row whose score is NaN or infinite."""
         if len(prompts) != len(responses):
             raise ValueError(f"RewardModel.score: {len(prompts)} prompts but {len(responses)} responses")
         if not prompts:
@@ -155,8 +178,56 @@ class RewardModel:
         with torch.no_grad(), self.on_device() as model, autocast_for(self.device):
             for lo in range(0, len(seqs), self.batch_size):
                 part = seqs[lo:lo + self.batch_size]
-                scores.append(batch_scores(model, self.tokenizer, part, self.device, self.own_padding).float().cpu().numpy())
-        return np.concatenate(scores)
+                scores.append(batch_scores(model, self.tokenizer, part, self.device, self.own_padding,
+                                           self.label).float().cpu().numpy())
+        return finite_scores(np.concatenate(scores), self.name, prompts)
+
+
+def check_reward_config(config, name: str, label: int | None = None) -> int:
+    """The index of the output read as the reward: 0 for a model with one output label; ``label``
+    for one with several (required there: its first logit is no reward). A ``ValueError`` naming the
+    model and ``num_labels`` otherwise, or naming the architecture when the checkpoint is a causal LM."""
+    check_architecture(config, name, causal=False)
+    n = int(getattr(config, "num_labels", 1))
+    if label is None:
+        if n != 1:
+            labels = getattr(config, "id2label", None) or {}
+            raise ValueError(f"{name}: the model has num_labels = {n} (outputs {dict(labels)}); a reward model gives one "
+                             f"score per answer. Pass label=<index in 0..{n - 1}> to RewardModel to read one output")
+        return 0
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n:
+        raise ValueError(f"{name}: label must be an integer in [0, num_labels) = [0, {n}), got {label!r}")
+    return label
+
+
+def check_score_head(model, loading_info: dict, name: str) -> None:
+    """A ``ValueError`` naming the model when its classification head (``score`` or ``classifier``)
+    was not in the checkpoint: transformers gives it random weights (a causal LM's folder as judge)."""
+    missing = sorted(k for k in loading_info.get("missing_keys", ()) if k.split(".")[0] in ("score", "classifier"))
+    if missing:
+        raise ValueError(f"{name}: the checkpoint has no trained score head ({missing} would be newly initialised, so "
+                         "every score would be random); is it a causal LM rather than a reward model?")
+
+
+def context_length(config, max_length: int | None, name: str) -> int | None:
+    """``max_length`` capped at the model's positions (``max_position_embeddings`` of its text
+    config): a longer conversation would index past a learned position table."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    positions = getattr(text, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions < 2 or (max_length is not None and max_length <= positions):
+        return max_length
+    log.info("%s: scoring context capped at its max_position_embeddings %d (asked for %s)", name, positions, max_length)
+    return positions
+
+
+def finite_scores(scores: np.ndarray, name: str, prompts: list[str]) -> np.ndarray:
+    """``scores`` unchanged when all are finite; else a ``ValueError`` naming the first bad row."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}: the score of row {i} is {scores[i]} ({bad.size} of {scores.size} rows not finite, "
+                         f"rows {bad[:8].tolist()}; prompt {prompts[i][:60]!r}): a reward must be a finite number")
+    return scores
 
 
 def train_reward_model(init_path: Path | str, rows: list[dict], out: Path | str, epochs: int = 2,
@@ -169,12 +240,13 @@ def train_reward_model(init_path: Path | str, rows: list[dict], out: Path | str,
     if not rows:
         raise ValueError("the reward model needs at least one preference row")
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(init_path))
+    init_path = checked_source(init_path, "reward model's initial model")
+    tokenizer = AutoTokenizer.from_pretrained(init_path)
     tokenizer.truncation_side = "left"  # a long prompt loses its beginning, never the answer
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the new scalar head is expected to be missing from the checkpoint
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(init_path), num_labels=1)
+        model = AutoModelForSequenceClassification.from_pretrained(init_path, num_labels=1)
     finally:
         hf_logging.set_verbosity(verbosity)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:

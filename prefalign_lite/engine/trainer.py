@@ -86,7 +86,9 @@ class History:
     stage: str = ""
     pairs: int = 0            # pairs trained on (after skipping)
     pairs_truncated: int = 0  # of those, pairs of which a token was cut
-    pairs_skipped: int = 0    # rows left out: they kept no completion token
+    pairs_skipped: int = 0    # rows left out: they kept no completion token, or the chat template failed on them
+    skipped_for: dict = field(default_factory=dict)   # rows left out, counted by reason (encoding.SKIP_REASONS)
+    pairs_instruction_lost: int = 0   # pairs whose prompt prefix (Sr-DPO's instruction) a cut could not keep
 
     def last(self, key: str) -> float:
         """The latest logged value of ``key``; ``KeyError`` naming the stage and the keys logged
@@ -152,8 +154,7 @@ class PreferenceTrainer:
     def pad_token_id(self) -> int:
         if self.config.pad_token_id is not None:
             return self.config.pad_token_id
-        pad = getattr(self.tokenizer, "pad_token_id", None)
-        return 0 if pad is None else pad
+        return E.pad_token_id_or(self.tokenizer)
 
     def tokenise(self, rows: list[dict], prefix: str | None = None, on_unusable: str | None = None) -> E.TokenisedRows:
         cfg = self.config
@@ -249,9 +250,13 @@ class PreferenceTrainer:
         if self.device.type == "cpu" and models.unpack_cpu_4bit(self.model):
             log.debug("%s: 4-bit weights back from bitsandbytes' CPU inference layout", stage)
         n = len(data.pairs)
-        history = History(stage=stage, pairs=n, pairs_truncated=data.truncated, pairs_skipped=len(data.skipped))
-        log.info("%s: %d pairs (%d truncated to max_length %d, %d skipped of %d rows)", stage, n, data.truncated,
-                 cfg.max_length, len(data.skipped), len(rows))
+        lost = len(augmented.instruction_lost) if augmented is not None else 0
+        skipped_for = {why: len(ids) for why, ids in data.skipped_for.items() if ids}
+        history = History(stage=stage, pairs=n, pairs_truncated=data.truncated, pairs_skipped=len(data.skipped),
+                          skipped_for=skipped_for, pairs_instruction_lost=lost)
+        why = "".join(f", {count} for the {reason}" for reason, count in skipped_for.items())
+        log.info("%s: %d pairs (%d truncated to max_length %d, %d skipped of %d rows%s%s)", stage, n, data.truncated,
+                 cfg.max_length, len(data.skipped), len(rows), why, f"; the prompt prefix lost in {lost}" if lost else "")
         torch.manual_seed(cfg.seed)
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
         rank, world = rank_and_world()
@@ -310,7 +315,10 @@ def update_groups(batches: list[list[int]], grad_accumulation: int) -> list[list
 
 
 def _restrict(done: E.TokenisedRows, keep: list[int], n_rows: int) -> E.TokenisedRows:
-    """Only the pairs of the input rows in ``keep`` (a row skipped in one encoding is skipped in both)."""
-    at = {row: i for i, row in enumerate(done.kept)}
+    """Only the pairs of the input rows in ``keep`` (a row skipped in one encoding is skipped in both);
+    the reasons it gives for its own skipped rows and its pairs that lost their prefix are kept."""
+    at, kept = {row: i for i, row in enumerate(done.kept)}, set(keep)
     pairs = [done.pairs[at[r]] for r in keep]
-    return E.TokenisedRows(pairs, list(keep), sum(p.truncated for p in pairs), sorted(set(range(n_rows)) - set(keep)))
+    return E.TokenisedRows(pairs, list(keep), sum(p.truncated for p in pairs), sorted(set(range(n_rows)) - kept),
+                           skipped_for=dict(done.skipped_for),
+                           instruction_lost=[r for r in done.instruction_lost if r in kept])

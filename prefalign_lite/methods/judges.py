@@ -16,21 +16,56 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ..engine.logps import pair_logps
 from ..engine.reward_model import RewardModel, train_reward_model
 
 
 def reward_model_prefers_first(judge: RewardModel, rows: list[dict]) -> list[bool]:
-    """``chosen`` is the first answer of each row; ``True`` where the reward model scores it higher."""
+    """``chosen`` is the first answer of each row; ``True`` where the reward model scores it higher.
+    A score that is not a finite number (any judge's) is a ``ValueError`` naming the pair and the
+    answer: a NaN would otherwise label the pair "second answer wins"."""
     prompts = [r["prompt"] for r in rows]
-    s1, s2 = judge.score(prompts, [r["chosen"] for r in rows]), judge.score(prompts, [r["rejected"] for r in rows])
+    s1, s2 = (_judged(judge, prompts, [r[side] for r in rows], side) for side in ("chosen", "rejected"))
     return [bool(a > b) for a, b in zip(s1, s2)]
 
 
+def _judged(judge, prompts: list[str], answers: list[str], side: str) -> np.ndarray:
+    """The judge's scores of ``answers``: one finite float per pair, or a ``ValueError`` naming them."""
+    name = getattr(judge, "name", type(judge).__name__)
+    try:
+        scores = np.asarray(judge.score(prompts, answers), dtype=float).reshape(-1)
+    except ValueError as exc:
+        raise ValueError(f"reward-model labelling of {len(prompts)} pairs, the {side} answers: {exc}") from None
+    if scores.shape != (len(prompts),):
+        raise ValueError(f"reward-model labelling: {name} gave {scores.size} scores for {len(prompts)} {side} answers")
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise ValueError(f"reward-model labelling: {name} scored the {side} answer of pair {int(bad[0])} as "
+                         f"{scores[bad[0]]} ({bad.size} pairs not finite: {bad[:8].tolist()}); a reward must be finite")
+    return scores
+
+
 def llm_prefers_first(model, tokenizer, setting, rows: list[dict], max_length: int) -> list[bool]:
-    """LLM-as-judge with ``model`` in the setting's style; ``chosen`` is the first answer."""
-    return setting.llm_first_wins(lambda asked: pair_logps(model, tokenizer, asked, max_length=max_length), rows,
-                                  tokenizer=tokenizer, max_length=max_length)
+    """LLM-as-judge with ``model`` in the setting's style; ``chosen`` is the first answer. A verdict
+    log-prob that is not finite is a ``ValueError`` naming the question (a NaN margin would label
+    the pair "second answer wins")."""
+    def verdicts(asked: list[dict]):
+        return _finite_verdicts(*pair_logps(model, tokenizer, asked, max_length=max_length), asked)
+    return setting.llm_first_wins(verdicts, rows, tokenizer=tokenizer, max_length=max_length)
+
+
+def _finite_verdicts(first: torch.Tensor, second: torch.Tensor, asked: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two verdicts' log-probs unchanged when finite; else a ``ValueError`` naming the question."""
+    bad = (~(torch.isfinite(first) & torch.isfinite(second))).nonzero().flatten().tolist()
+    if bad:
+        i = bad[0]
+        raise ValueError(f"LLM-as-judge: the verdict log-probs of question {i} are {first[i].item()} and "
+                         f"{second[i].item()} ({len(bad)} of {len(asked)} questions not finite: {bad[:8]}); "
+                         f"its prompt ends {asked[i]['prompt'][-60:]!r}")
+    return first, second
 
 
 def fit_reward_judge(session, rows: list[dict], folder: Path | None = None) -> RewardModel:

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..settings import is_standin
+from ..settings import STANDIN, is_standin, standin_kind, standin_names
 from .runner import NOTEBOOKS
 
 log = logging.getLogger(__name__)
@@ -264,18 +264,35 @@ def check_seeds(seeds, where: str = "seeds") -> list[int]:
     return list(seeds)
 
 
-def check_model(model: str, where: str) -> None:
-    """A local folder must exist and hold a ``config.json``; anything else must look like a hub id."""
+def check_model(model: str, where: str, what: str = "model", kind: str = "policy") -> None:
+    """A model (``what``: ``model`` or ``judge``) is a stand-in of ``kind`` (``policy`` or
+    ``reward_model``), a local folder that holds a ``config.json``, or text that looks like a hub id."""
     if not model.strip():
-        raise ConfigError(f"{where}: 'model' is empty; use null for the embedded tiny model, or a path or hub id")
-    if is_standin(model):
+        raise ConfigError(f"{where}: {what!r} is empty; use null for the embedded tiny model, or a path or hub id")
+    if model.startswith(STANDIN):
+        check_standin(model, where, what, kind)
         return   # the kit's local stand-in of a real artefact, built on first use (settings.resolve)
     local = Path(model).expanduser()
     if model.startswith(("/", ".", "~")) or local.exists():
         if not (local / "config.json").exists():
-            raise ConfigError(f"{where}: model path {model!r} does not exist or holds no config.json")
+            raise ConfigError(f"{where}: {what} path {model!r} does not exist or holds no config.json")
     elif not HUB_ID.match(model):
-        raise ConfigError(f"{where}: model {model!r} is neither an existing folder nor a hub id like 'org/name'")
+        raise ConfigError(f"{where}: {what} {model!r} is neither an existing folder nor a hub id like 'org/name'")
+
+
+def is_hub_model(model: str) -> bool:
+    """Whether a model name that :func:`check_model` accepts is a hub id (not checked offline)."""
+    return not is_standin(model) and not Path(model).expanduser().exists()
+
+
+def check_standin(name: str, where: str, what: str, kind: str) -> None:
+    """``name`` (``standin:...``) is a stand-in the kit has, and one of ``kind``."""
+    if not is_standin(name):
+        raise ConfigError(f"{where}: {what} {name!r} is no stand-in the kit has; the {kind.replace('_', ' ')} stand-ins "
+                          f"are {', '.join(standin_names(kind))}")
+    if standin_kind(name) != kind:
+        raise ConfigError(f"{where}: {what} {name!r} is a {standin_kind(name).replace('_', ' ')} stand-in, not a "
+                          f"{kind.replace('_', ' ')}; the {kind.replace('_', ' ')} stand-ins are {', '.join(standin_names(kind))}")
 
 
 def check_notebook_defaults(notebook: str, declared: dict[str, Declared], where: str) -> None:

@@ -16,7 +16,8 @@ from .base import Pool, Setting
 from .dataset import DatasetSetting
 from .embedded import EmbeddedSetting
 
-__all__ = ["DatasetSetting", "EmbeddedSetting", "FAITHFUL", "Pool", "STANDINS", "Setting", "from_parameters", "is_standin", "resolve"]
+__all__ = ["DatasetSetting", "EmbeddedSetting", "FAITHFUL", "Pool", "STANDINS", "Setting", "dataset_source", "from_parameters",
+           "is_standin", "resolve", "standin_kind", "standin_names"]
 
 STANDIN = "standin:"   # "standin:policy", "standin:qwen2.5-0.5b-instruct", ...: the kit's local stand-ins
 # the first stand-ins (a tiny Qwen2 policy and reward model sharing a BPE tokenizer, JSONL rows)
@@ -24,11 +25,39 @@ STANDINS = ("policy", "reward_model", "dataset")
 # one quirk-faithful stand-in per artefact the configs name (:mod:`.artefacts`, :mod:`.standin_build`)
 FAITHFUL = ("qwen2.5-0.5b-instruct", "zephyr-7b-sft-full", "skywork-reward-v2-llama-3.1-8b",
             "skywork-reward-v2-qwen3-0.6b", "ultrafeedback_binarized", "qwen2.5-0.5b-instruct-full-size")
+# what each stand-in is: a policy (an SFT model), a reward model (a judge) or a dataset
+STANDIN_KINDS = {"policy": "policy", "reward_model": "reward_model", "dataset": "dataset",
+                 "qwen2.5-0.5b-instruct": "policy", "zephyr-7b-sft-full": "policy",
+                 "skywork-reward-v2-llama-3.1-8b": "reward_model", "skywork-reward-v2-qwen3-0.6b": "reward_model",
+                 "ultrafeedback_binarized": "dataset", "qwen2.5-0.5b-instruct-full-size": "policy"}
 
 
 def is_standin(name: str) -> bool:
     """Whether ``name`` asks for one of the kit's local stand-ins (``standin:policy``, ...)."""
     return isinstance(name, str) and name.startswith(STANDIN) and name[len(STANDIN):] in STANDINS + FAITHFUL
+
+
+def standin_kind(name: str) -> str | None:
+    """``"policy"``, ``"reward_model"`` or ``"dataset"`` for a stand-in name, ``None`` for any other name."""
+    return STANDIN_KINDS[name[len(STANDIN):]] if is_standin(name) else None
+
+
+def standin_names(kind: str) -> list[str]:
+    """The stand-in names of one kind (``standin:policy``, ...), for messages."""
+    return [STANDIN + short for short in STANDINS + FAITHFUL if STANDIN_KINDS[short] == kind]
+
+
+def dataset_source(name: str) -> str:
+    """What a dataset name reads, without building a model: ``standin:dataset``'s rows are the
+    committed ``data/smoke_ultrafeedback.jsonl`` (the file its build writes, byte for byte) where
+    the checkout has it; other names as :func:`resolve` gives them (the UltraFeedback stand-in
+    builds its rows alone, in about a second)."""
+    if name == STANDIN + "dataset":
+        from .smoke_data import SMOKE_FIXTURE
+
+        if SMOKE_FIXTURE.exists():
+            return str(SMOKE_FIXTURE)
+    return resolve(name)
 
 
 def resolve(name: str) -> str:

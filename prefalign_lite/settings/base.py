@@ -53,6 +53,11 @@ class Setting:
         let a setting fit its question to the judge's token budget."""
         raise NotImplementedError
 
+    def run_record(self) -> dict:
+        """What a run's metrics record of the setting itself (the embedded world: nothing; a dataset:
+        what became of each of its rows, ``{"rows": ...}``)."""
+        return {}
+
     def labelled(self, rows: list[dict], seed: int, flip_rate: float = 0.0) -> list[Pair]:
         """The dataset's own chosen/rejected for these pool rows as :class:`Pair` s (a ``flip_rate``
         share swapped at random, one draw per kept row of the "labels" stream); identical pairs dropped."""

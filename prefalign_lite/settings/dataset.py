@@ -8,7 +8,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-from ..engine.data import load_preferences, split_names
+from ..engine.data import SKIP_KINDS, load_preferences, split_names
 from ..engine.models import default_device
 from ..engine.reward_model import RewardModel
 from .artefacts import KNOWN_SPLITS
@@ -40,21 +40,64 @@ def default_splits(source: str) -> tuple[str, str | None]:
     return train, next((n for n in ("test_prefs", "test") if n in names and n != train), None)
 
 
-def distinct_prompts(source: str, split: str) -> list[dict]:
-    """One row per distinct prompt of ``split`` (its first pair), bad rows skipped."""
+SAME_PROMPT = "another pair of the same prompt"   # why a row past the first pair of its prompt is set aside
+
+
+@dataclass
+class SplitRows:
+    """One split as a setting reads it: ``rows`` holds one pair per distinct prompt (the first in
+    the split's order; prompts compared without surrounding whitespace), ``counts`` every row read:
+    ``read`` = ``kept`` + the rows the loader skipped, per kind of :data:`~prefalign_lite.engine.data.SKIP_KINDS`,
+    + the rows set aside as :data:`SAME_PROMPT`."""
+
+    source: str
+    split: str
+    rows: list[dict]
+    counts: dict[str, int]
+
+    @property
+    def not_used(self) -> str:
+        """The rows not used and why (``"not used 11: identical pair 1, another pair of the same prompt 10"``),
+        or ``"every row used"``."""
+        unused = {why: n for why, n in self.counts.items() if why not in ("read", "kept") and n}
+        if not unused:
+            return "every row used"
+        return f"not used {sum(unused.values())}: " + ", ".join(f"{why} {n}" for why, n in unused.items())
+
+    @property
+    def line(self) -> str:
+        """The split's log line: what was read, kept and not used, by reason."""
+        return (f"dataset {self.source} [{self.split}]: read {self.counts['read']} rows, kept {self.counts['kept']} "
+                f"(one pair per distinct prompt); {self.not_used}")
+
+
+def read_split(source: str, split: str) -> SplitRows:
+    """The split's rows, one pair per distinct prompt, bad rows skipped, each row counted by reason
+    (:class:`SplitRows`). Keeping one pair keeps prompts disjoint between the parts of SPA's split,
+    the offline sets and the evaluation prompts; the other pairs of a prompt are counted, not used."""
     rows, report = load_preferences(source, split=split, on_error="skip", conversational=False)
-    log.info("dataset %s [%s]: %s", source, split, report)
     first = {}
-    for r in rows:  # one pair per prompt (the first), as UltraFeedback-binarized has
-        first.setdefault(r["prompt"], r)
-    return list(first.values())
+    for r in rows:
+        first.setdefault(r["prompt"].strip(), r)
+    counts = {"read": report.rows_read, "kept": len(first), **{kind: report.kinds[kind] for kind in SKIP_KINDS},
+              SAME_PROMPT: len(rows) - len(first)}
+    read = SplitRows(str(source), split, list(first.values()), counts)
+    (log.warning if counts["kept"] < counts["read"] else log.info)("%s", read.line)
+    return read
+
+
+def distinct_prompts(source: str, split: str) -> list[dict]:
+    """One row per distinct prompt of ``split`` (its first pair), bad rows skipped (:func:`read_split`)."""
+    return read_split(source, split).rows
 
 
 @dataclass
 class DatasetSetting(Setting):
     """A real preference dataset (hub id or local path) judged by a reward model. Training prompts
     come from ``split``, evaluation prompts from ``eval_split`` (``None``: :func:`default_splits`;
-    ``""``: held out of the training split)."""
+    ``""``: held out of the training split). ``row_counts`` says what became of every row: per split
+    (``"training"``, ``"evaluation"``) the :attr:`SplitRows.counts`, and for the last :meth:`pool`
+    its evaluation and training prompts and the usable ones it did not draw."""
 
     source: str = ""                      # the preference dataset: hub id, JSONL file or saved folder
     judge_model: str = ""                 # the gold judge: a reward model by hub id or local path
@@ -76,11 +119,19 @@ class DatasetSetting(Setting):
         train, held = default_splits(self.source)
         self.split = self.split or train
         self.eval_split = held if self.eval_split is None else (self.eval_split or None)
-        self.rows = distinct_prompts(self.source, self.split)
-        self.eval_rows = distinct_prompts(self.source, self.eval_split) if self.eval_split else []
+        training = read_split(self.source, self.split)
+        evaluation = read_split(self.source, self.eval_split) if self.eval_split else None
+        self.rows, self.eval_rows = training.rows, evaluation.rows if evaluation else []
+        self.row_counts = {"training": {"split": self.split, **training.counts}}
+        if evaluation:
+            self.row_counts["evaluation"] = {"split": self.eval_split, **evaluation.counts}
         self.name = self.name or f"dataset {self.source}"
         self.judge = RewardModel(self.judge_model, device=str(default_device()), batch_size=self.judge_batch_size,
                                  max_length=self.judge_max_length)
+
+    def run_record(self) -> dict:
+        """``{"rows": row_counts}``: what became of every row of the dataset (see the class doc)."""
+        return {"rows": self.row_counts}
 
     def default_model(self) -> str:
         if not self.model:
@@ -100,8 +151,10 @@ class DatasetSetting(Setting):
                 raise ValueError(f"{self.name}: asked for {n_eval} evaluation prompts, but split {self.eval_split!r} "
                                  f"has {len(held)} distinct prompts")
             held = held[:n_eval]
-            asked = {r["prompt"] for r in held}
-            train = [r for r in train if r["prompt"] not in asked]
+            asked = {r["prompt"].strip() for r in held}
+            usable = len(train)
+            train = [r for r in train if r["prompt"].strip() not in asked]
+            also_held = usable - len(train)
             if n_train > len(train):
                 raise ValueError(f"{self.name}: asked for {n_train} training prompts, but split {self.split!r} has "
                                  f"{len(train)} distinct prompts outside the evaluation ones")
@@ -109,8 +162,12 @@ class DatasetSetting(Setting):
             if n_eval + n_train > len(train):
                 raise ValueError(f"{self.name}: asked for {n_eval} evaluation + {n_train} training prompts, "
                                  f"but split {self.split!r} has {len(train)} distinct prompts")
-            held, train = train[:n_eval], train[n_eval:]
+            held, train, also_held = train[:n_eval], train[n_eval:], 0
         rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in train[:n_train]]
+        self.row_counts["pool"] = {"evaluation prompts": len(held), "training prompts": len(rows),
+                                   "training prompts held out as evaluation prompts": also_held,
+                                   "training prompts not drawn": len(train) - len(rows)}
+        log.info("%s, seed %d: %s", self.name, seed, "; ".join(f"{n} {what}" for what, n in self.row_counts["pool"].items()))
         return Pool([r["prompt"] for r in held], rows)
 
     def llm_first_wins(self, logps: PairLogps, rows: list[dict], tokenizer=None, max_length: int | None = None) -> list[bool]:

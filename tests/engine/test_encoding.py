@@ -99,7 +99,8 @@ def test_history_counts_truncated_and_skipped_pairs_per_stage(model, caplog):
     history = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref), cfg).train(_long_and_short_rows())
     # min_completion_tokens=0: the long prompt fills max_length, nothing of its answers is left
     assert (history.stage, history.pairs, history.pairs_skipped, history.pairs_truncated) == ("SPA round 2", 2, 1, 0)
-    assert "SPA round 2: 2 pairs (0 truncated to max_length 12, 1 skipped of 3 rows)" in caplog.text
+    assert "SPA round 2: 2 pairs (0 truncated to max_length 12, 1 skipped of 3 rows, 1 for the max_length)" in caplog.text
+    assert history.skipped_for == {"max_length": 1} and history.pairs_instruction_lost == 0
     assert history.records[-1]["update"] == 1 and history.records[-1]["seconds_per_update"] > 0
     kept = trainer.PreferenceTrainer(policy, tok, losses.Dpo(0.1), reference_of(ref),
                                      trainer.TrainConfig(max_length=12, progress=False)).train(_long_and_short_rows())

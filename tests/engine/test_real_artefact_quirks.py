@@ -37,11 +37,13 @@ def test_item8_an_answer_opening_with_newlines_extends_qwens_prompt(qwen):
         tokenize=False))
     assert whole[:len(head)] != head   # the quirk is there: the whole text merges across the boundary
     assert tok.decode(head) + tok.decode(tail) == tok.decode(whole)
-    # a template that does not extend its prompt is an unusable pair: skipped in skip mode, not a crash
+    # a template that does not extend its prompt is an unusable pair: skip mode counts it as the chat
+    # template's, and when it leaves no row, that is the error (not max_length)
     bad = type(tok).from_pretrained(resolve("standin:qwen2.5-0.5b-instruct"))
     bad.chat_template = "{% for m in messages %}{{ m['role'] }}{% endfor %}{% if add_generation_prompt %}!{% endif %}"
     rows = [{"prompt": "a", "chosen": "b", "rejected": "c"}]
-    assert encoding.tokenise_rows(bad, rows, on_unusable="skip").skipped == [0]
+    with pytest.raises(encoding.ChatTemplateError, match="no usable pair among 1 rows: skipped 1 rows for the chat templ"):
+        encoding.tokenise_rows(bad, rows, on_unusable="skip")
     with pytest.raises(encoding.UnusablePairError, match="row 0: the chat template's conversation does not start"):
         encoding.tokenise_rows(bad, rows)
 
@@ -211,3 +213,33 @@ def test_item15_at_most_k_adapters_stay_resident_and_parked_ones_come_back_uncha
         with it.use(t) as m:
             assert torch.equal(logps.pair_logps(m, tok, rows)[0], before[t])
         assert len(set(it.names) - it.parked) <= 2 and f"iter{t}" not in it.parked
+
+
+def test_an_answer_stops_at_qwens_second_end_token(qwen, monkeypatch):
+    """Qwen2.5's generation_config stops on <|im_end|> or <|endoftext|>; the sampler stopped only at
+    the tokenizer's eos, so an answer that emitted <|endoftext|> ran on to max_new_tokens."""
+    model, tok = qwen
+    endoftext = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tok.eos_token_id != endoftext and endoftext in model.generation_config.eos_token_id
+    assert generate.stop_ids(model, tok) == [tok.eos_token_id, *[i for i in model.generation_config.eos_token_id
+                                                                  if i != tok.eos_token_id]]
+    saved = model.lm_head
+    head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-1e4)
+        head.bias[endoftext] = 1e4   # every draw is <|endoftext|>
+    model.lm_head = head
+    lengths, generate_ids = [], generate.generate_ids
+
+    def recorded(*args, **kwargs):
+        out = generate_ids(*args, **kwargs)
+        lengths.append(out.shape[1])
+        return out
+    monkeypatch.setattr(generate, "generate_ids", recorded)
+    try:
+        answers, _ = generate.sample(model, tok, ["Say something."], temperature=1.0, top_p=1.0, max_new_tokens=12,
+                                     progress=False)
+    finally:
+        model.lm_head = saved
+    assert answers == [[""]] and lengths == [1]   # it stopped at the first <|endoftext|>, not after 12

@@ -36,8 +36,8 @@ def test_check_refuses_a_stage_asking_for_more_prompts_than_the_split_has(tmp_pa
     bad.write_text(yaml.safe_dump(raw))
     problems = check_prompt_needs(C.load_config(bad), _defaults, "bad.yaml")
     assert problems == ["bad.yaml: stage 11_dpo_baselines: its parameters (n_prompts=60000, n_eval=805, n_offline=3000) need "
-                        "64000 training prompts, but split 'train_prefs' of HuggingFaceH4/ultrafeedback_binarized has 61135 "
-                        "distinct prompts"]
+                        "64000 training prompts, but split 'train_prefs' of HuggingFaceH4/ultrafeedback_binarized has at most "
+                        "61135 distinct prompts (its published rows)"]
     raw = yaml.safe_load((ROOT / "configs" / "scale-smoke-qwen.yaml").read_text())
     raw["stages"][0]["parameters"].update(n_prompts=600, n_eval=200)
     bad.write_text(yaml.safe_dump(raw))

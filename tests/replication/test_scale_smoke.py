@@ -21,3 +21,12 @@ def test_scale_smoke_config_runs_through_the_pipeline(tmp_path):
     for stage in ("11_dpo_baselines", "13_spa", "16_sr_dpo"):
         assert (out / "seed0" / stage / "metrics.json").exists()
     assert "reward model" in (out / "seed0" / "13_spa" / "metrics.json").read_text()   # the judge is named
+    # every row of the dataset is accounted for in each stage's metrics (the embedded world's carry none)
+    import json
+
+    for stage in ("11_dpo_baselines", "13_spa", "16_sr_dpo"):
+        rows = json.loads((out / "seed0" / stage / "metrics.json").read_text())["rows"]
+        training = rows["training"]
+        assert training["read"] == training["kept"] + sum(v for k, v in training.items()
+                                                          if k not in ("split", "read", "kept")), training
+        assert rows["pool"]["training prompts"] > 0

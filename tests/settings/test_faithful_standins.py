@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from prefalign_lite.engine import encoding
+from prefalign_lite.engine import chat
 from prefalign_lite.settings import FAITHFUL, artefacts, is_standin, resolve
 from prefalign_lite.settings import standin_build as B
 from prefalign_lite.settings.standin_data import LEADING, ultrafeedback_splits
@@ -101,7 +101,7 @@ def test_zephyr_standin_adds_bos_only_through_its_tokenizer(tok, config):
     assert t.apply_chat_template(system, tokenize=False) == "<|system|>\n</s>\n<|user|>\nHi</s>\n<|assistant|>\nYo</s>\n"
     assert t.apply_chat_template(USER_ASSISTANT[:1], tokenize=False, add_generation_prompt=True).endswith("<|assistant|>\n")
     assert "<s>" not in t.chat_template
-    assert t("Hi", add_special_tokens=True)["input_ids"][0] == 1 and encoding.adds_bos(t)
+    assert t("Hi", add_special_tokens=True)["input_ids"][0] == 1 and chat.adds_bos(t)
     assert t.convert_ids_to_tokens(t("a\nb", add_special_tokens=False)["input_ids"]).count("<0x0A>") == 1   # byte fallback
     c = config("zephyr-7b-sft-full")
     assert (c.architectures, c.vocab_size, c.tie_word_embeddings, c.pad_token_id) == (["MistralForCausalLM"], 32000, False, None)
