@@ -353,6 +353,22 @@ def _row_ids(tokenizer, row: Mapping, i: int, prefix: str | None,
     return head, chosen, rejected, instruction_span(tokenizer, prefix, row["prompt"]) if prefix else None
 
 
+def token_batches(lengths: list[int], max_items: int, token_budget: int | None = None) -> list[range]:
+    """Consecutive batches of items of ``lengths`` tokens: a batch closes at ``max_items`` items, or
+    before an item that would make its padded size (items x its longest) pass ``token_budget``. An
+    item longer than the budget on its own gets a batch of its own."""
+    batches, start, longest = [], 0, 0
+    for i, n in enumerate(lengths):
+        grown = max(longest, n)
+        if i > start and (i - start == max_items or (token_budget and (i - start + 1) * grown > token_budget)):
+            batches.append(range(start, i))
+            start, grown = i, n
+        longest = grown
+    if start < len(lengths):
+        batches.append(range(start, len(lengths)))
+    return batches
+
+
 def collate(pairs: list[TokenisedPair], pad_token_id: int, rows: tuple[int, ...] = ()) -> PairBatch:
     """Chosen sequences over rejected ones, right-padded, the prompt masked out of the labels."""
     seqs = [(p.prompt_ids + c, [-100] * len(p.prompt_ids) + c)

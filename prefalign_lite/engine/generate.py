@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from . import memory
 from .chat import bos_kept, text_ids
-from .encoding import cut_left
+from .encoding import cut_left, token_batches
 from .memory import kv_cache_bytes_per_token  # noqa: F401  (the sampling budget's unit, kept importable here)
 from .models import autocast_for
 
@@ -63,12 +63,14 @@ SIZED_PROMPT_TOKENS = 340  # the prompt length a batch size is meant for (340 + 
 
 
 def default_batch_size(model=None, device=None, *, context_tokens: int = 640, free_bytes: int | None = None,
+                       reserve_bytes: float = 0,
                        memory_fraction: float = 0.7, prompt_tokens: int | None = None) -> int:
     """Sequences per ``generate`` call for the device: 256 on a CPU; on a GPU the largest power of
     two (at most 512) whose key/value cache of ``context_tokens`` per sequence (prompt + new tokens;
     640 = a ~340-token prompt and 300 new tokens) and whose prefill of a ``prompt_tokens``-token
     prompt (default ``context_tokens - 300``) fit in ``memory_fraction`` of the free memory
-    (``free_bytes``, default what CUDA reports); :func:`memory.sampling_bytes_per_sequence`."""
+    (``free_bytes``, default what CUDA reports, less ``reserve_bytes`` for what will be alive beside
+    the batch, such as a merged sampling copy); :func:`memory.sampling_bytes_per_sequence`."""
     if device is None:
         device = next(model.parameters()).device if model is not None else (
             torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
@@ -81,10 +83,11 @@ def default_batch_size(model=None, device=None, *, context_tokens: int = 640, fr
         free_bytes, _ = torch.cuda.mem_get_info(device)
     prompt = max(1, context_tokens - 300) if prompt_tokens is None else prompt_tokens
     per_sequence = memory.sampling_bytes_per_sequence(model.config, prompt, context_tokens - prompt)
-    fits = int(memory_fraction * free_bytes // max(per_sequence, 1))
+    fits = int(memory_fraction * (free_bytes - reserve_bytes) // max(per_sequence, 1))
     if fits < 1:
         raise ValueError(f"one sequence of {context_tokens} tokens needs {per_sequence / 1e9:.2f} GB of cache and "
-                         f"prefill, more than {memory_fraction} of the {free_bytes / 1e9:.1f} GB free")
+                         f"prefill, more than {memory_fraction} of the {free_bytes / 1e9:.1f} GB free "
+                         f"(less {reserve_bytes / 1e9:.1f} GB kept for the merged copy)")
     return min(MAX_GPU_BATCH_SIZE, 1 << (fits.bit_length() - 1))
 
 
@@ -154,7 +157,7 @@ def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *
     config = generation_config_for(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                    min_new_tokens=min_new_tokens, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
                                    top_k=top_k)
-    with own_generation_config(model), autocast_for(input_ids.device):
+    with own_generation_config(model), autocast_for(input_ids.device, model=model):
         gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
     return gen[:, input_ids.shape[1]:]
 
@@ -165,16 +168,7 @@ def sampling_batches(lengths: list[int], batch_size: int, new_tokens: int, token
     ``new_tokens``)) pass ``token_budget`` (default ``batch_size * (SIZED_PROMPT_TOKENS + new_tokens)``).
     A sequence longer than the budget on its own gets a batch of its own."""
     budget = token_budget or batch_size * (SIZED_PROMPT_TOKENS + new_tokens)
-    batches, start, longest = [], 0, 0
-    for i, n in enumerate(lengths):
-        grown = max(longest, n)
-        if i > start and (i - start == batch_size or (i - start + 1) * (grown + new_tokens) > budget):
-            batches.append(range(start, i))
-            start, grown = i, n
-        longest = grown
-    if start < len(lengths):
-        batches.append(range(start, len(lengths)))
-    return batches
+    return token_batches([n + new_tokens for n in lengths], batch_size, budget)
 
 
 def prompt_ids(tokenizer, prompts: list[str], max_prompt_tokens: int | None = None) -> tuple[list[list[int]], int]:

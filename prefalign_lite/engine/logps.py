@@ -18,8 +18,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..objectives import extrapolated_logps
 from .chat import bos_kept
-from .encoding import (PairBatch, UnusablePairError, collate, encode_completions, pad_token_id_or, tokenise_rows,
-                       truncate_pair)
+from .encoding import (PairBatch, UnusablePairError, collate, encode_completions, pad_token_id_or, token_batches,
+                       tokenise_rows, truncate_pair)
 from .models import autocast_for
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 25   # 32M logits (128 MB in float32) per chunk of completion tokens
@@ -164,22 +164,29 @@ def forward_logps(model, batch: PairBatch, *, chunk_elements: int = DEFAULT_CHUN
     return forward_pass(model, batch, chunk_elements=chunk_elements).logps
 
 
+# Tokens (padded rows x width) of one no-gradient pass: 32 pairs of 1,024 tokens, about 10 GB of a 7B
+# layer's working set (bench --estimate); the tiny model's batches never reach it.
+LOGPROB_TOKEN_BUDGET = 65_536
+
+
 @torch.no_grad()
 def pair_logps(model, tokenizer, rows: list[dict], *, prefix: str | None = None, max_length: int | None = None,
-               batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+               batch_size: int = 128, token_budget: int = LOGPROB_TOKEN_BUDGET) -> tuple[torch.Tensor, torch.Tensor]:
     """``(logp_chosen, logp_rejected)`` in float32 on the CPU of plain-string rows
-    ``{"prompt", "chosen", "rejected"}`` under ``model``, ``batch_size`` rows per forward pass
-    (long prompts cut from the left as in training; ``prefix`` is prepended to each user turn and
-    kept by the cut, or the pairs where it could not be are logged); under bf16 autocast on a GPU.
+    ``{"prompt", "chosen", "rejected"}`` under ``model``, at most ``batch_size`` rows and
+    ``token_budget`` padded tokens (chosen and rejected stacked) per forward pass (long prompts cut
+    from the left as in training; ``prefix`` is prepended to each user turn and kept by the cut, or
+    the pairs where it could not be are logged); autocast as :func:`~.models.autocast_for` decides.
     A tokenizer without a pad token pads with :func:`~.encoding.pad_token_id_or`'s id 0."""
     if not rows:
         raise ValueError("log-probs of zero rows")
     device, pad = next(model.parameters()).device, pad_token_id_or(tokenizer)
     done = tokenise_rows(tokenizer, rows, prefix, max_length)   # every row kept, or an error naming it
+    lengths = [len(p.prompt_ids) + max(len(p.chosen_ids), len(p.rejected_ids)) for p in done.pairs]
     chosen, rejected = [], []
-    for lo in range(0, len(rows), batch_size):
-        batch = collate(done.pairs[lo:lo + batch_size], pad)
-        with autocast_for(device):
+    for part in token_batches(lengths, batch_size, token_budget // 2):
+        batch = collate(done.pairs[part.start:part.stop], pad)
+        with autocast_for(device, model=model):
             w, l_ = split_pairs(forward_logps(model, batch.to(device)))
         chosen.append(w.float().cpu()), rejected.append(l_.float().cpu())
     return torch.cat(chosen), torch.cat(rejected)
@@ -187,29 +194,29 @@ def pair_logps(model, tokenizer, rows: list[dict], *, prefix: str | None = None,
 
 @torch.no_grad()
 def completion_logps_of(model, tokenizer, prompts: list[str], completions: list[str], *, max_length: int | None = None,
-                        batch_size: int = 128) -> torch.Tensor:
+                        batch_size: int = 128, token_budget: int = LOGPROB_TOKEN_BUDGET) -> torch.Tensor:
     """``log p(completion | prompt)`` of each (prompt, completion) in float32 on the CPU, one
     sequence per completion: :func:`pair_logps`' chosen side without a rejected side to compute
-    (the same truncation, ``batch_size`` completions per forward pass)."""
+    (the same truncation, at most ``batch_size`` completions and ``token_budget`` padded tokens per
+    forward pass)."""
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     if not prompts:
         raise ValueError("log-probs of zero completions")
     device, out = next(model.parameters()).device, []
-    first = bos_kept(tokenizer)
-    for lo in range(0, len(prompts), batch_size):
-        pairs = []
-        for i, (p, c) in enumerate(zip(prompts[lo:lo + batch_size], completions[lo:lo + batch_size]), start=lo):
-            head, (tail,) = encode_completions(tokenizer, p, [c])
-            try:
-                pair = truncate_pair(head, tail, tail, max_length, keep_first=first)
-            except UnusablePairError as exc:
-                raise UnusablePairError(f"completion log-probs: row {i}: {exc}") from None
-            pairs.append(pair)
-        batch = collate(pairs, pad_token_id_or(tokenizer))
+    first, pairs = bos_kept(tokenizer), []
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        head, (tail,) = encode_completions(tokenizer, p, [c])
+        try:
+            pairs.append(truncate_pair(head, tail, tail, max_length, keep_first=first))
+        except UnusablePairError as exc:
+            raise UnusablePairError(f"completion log-probs: row {i}: {exc}") from None
+    lengths = [len(p.prompt_ids) + len(p.chosen_ids) for p in pairs]
+    for part in token_batches(lengths, batch_size, token_budget):
+        batch = collate(pairs[part.start:part.stop], pad_token_id_or(tokenizer))
         half = batch.n_pairs
         single = PairBatch(batch.input_ids[:half], batch.attention_mask[:half], batch.labels[:half])
-        with autocast_for(device):
+        with autocast_for(device, model=model):
             out.append(forward_logps(model, single.to(device)).float().cpu())
     return torch.cat(out)
 

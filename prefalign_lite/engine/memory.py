@@ -217,14 +217,25 @@ def sampling(d: Dims, batch: int, prompt_tokens: int, new_tokens: int, *, four_b
     return Estimate(parts, fixed, (("prefill",), ("logits",)))
 
 
-def reward_scoring(d: Dims, batch: int, seq_len: int, a: int = 2) -> Estimate:
+def reward_scoring(d: Dims, batch: int, seq_len: int, a: int = 2, beside: float = 0.0) -> Estimate:
     """Scoring ``batch`` conversations of ``seq_len`` tokens with a reward model of dims ``d`` in
-    bf16 (its embedding, no head but the scalar one)."""
+    bf16 (its embedding, no head but the scalar one), with ``beside`` bytes of the policy (its base
+    and adapters) alive on the device too."""
     n = batch * seq_len
     weights = d.linear_params() * a + (d.vocab * d.hidden + (2 * d.layers + 1) * d.hidden) * a
     parts = {"reward_model": weights, "residual_stream": n * d.hidden * a,
              "layer_forward": layer_forward_bytes_per_token(d, a) * n}
-    return Estimate(parts, ("reward_model", "residual_stream", "layer_forward"), ())
+    fixed = ("reward_model", "residual_stream", "layer_forward")
+    if beside:
+        parts["policy_beside"] = beside
+        fixed += ("policy_beside",)
+    return Estimate(parts, fixed, ())
+
+
+def merged_copy_bytes(config, a: int = 2) -> float:
+    """A dense copy of the model in ``a``-byte weights (the merged sampling copy)."""
+    d = Dims.from_config(config)
+    return (d.linear_params() + d.other_params()) * a
 
 
 def sampling_bytes_per_sequence(config, prompt_tokens: int, new_tokens: int, a: int = 2) -> float:
@@ -236,6 +247,6 @@ def sampling_bytes_per_sequence(config, prompt_tokens: int, new_tokens: int, a: 
 def activation_peak(e: Estimate) -> float:
     """The peak without weights, adapters and optimizer state: what a step adds (the part the CPU
     check holds to tracked tensors)."""
-    static = {"weights", "lora_and_optimizer", "adapters", "reward_model", "merged_copy"}
+    static = {"weights", "lora_and_optimizer", "adapters", "reward_model", "merged_copy", "policy_beside"}
     trimmed = Estimate({k: (0.0 if k in static else v) for k, v in e.components.items()}, e.fixed, e.alternatives)
     return trimmed.peak

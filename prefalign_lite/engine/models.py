@@ -40,19 +40,43 @@ def default_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
+def card_has_bf16() -> bool:
+    """Whether the visible CUDA card computes in bfloat16 (compute capability 8.0 or later; a T4,
+    7.5, does not). Without a visible card (arguments built for one elsewhere) it is assumed."""
+    return not torch.cuda.is_available() or bool(torch.cuda.is_bf16_supported())
+
+
+def bf16_supported(device: torch.device | str | None = None) -> bool:
+    """Whether ``device`` computes in bfloat16: a CUDA card that :func:`card_has_bf16`; a CPU does,
+    but slowly."""
+    device = torch.device(device or default_device())
+    return device.type != "cuda" or card_has_bf16()
+
+
 def default_dtype(device: torch.device | str | None = None) -> torch.dtype:
-    """The compute dtype for a device: bfloat16 on CUDA, float32 on CPU (bf16 matmuls are slower there)."""
-    return torch.bfloat16 if torch.device(device or default_device()).type == "cuda" else torch.float32
+    """The compute dtype for a device: bfloat16 on CUDA (float16 on a card without bf16), float32 on
+    a CPU (bf16 matmuls are slower there)."""
+    device = torch.device(device or default_device())
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if bf16_supported(device) else torch.float16
 
 
-def autocast_for(device, enabled: bool | None = None):
-    """bf16 autocast for a forward pass on ``device`` (its type or a ``torch.device``): on CUDA by
-    default, off on a CPU (``enabled`` overrides). Every forward on a GPU runs under it: outside
-    autocast, peft's 4-bit LoRA layers cast their inputs to float32, which doubles the activations
-    of a pass and makes each LoRA matmul a float32 one."""
+def low_precision(model) -> bool:
+    """Whether ``model`` holds quantised or half-precision weights (a 4-bit base, a bf16 copy): what
+    autocast is for. A float32 model (the embedded world's 0.38M one) stays in float32."""
+    return any(p.dtype in (torch.bfloat16, torch.float16, torch.uint8) for p in model.parameters())
+
+
+def autocast_for(device, enabled: bool | None = None, model=None):
+    """Half-precision autocast (:func:`default_dtype`) for a forward pass on ``device`` (its type or a
+    ``torch.device``): by default on CUDA when ``model`` is :func:`low_precision` (or not given), off on
+    a CPU and for a float32 model (``enabled`` overrides). Every forward of a 4-bit base on a GPU runs
+    under it: outside autocast, peft's 4-bit LoRA layers cast their inputs to float32, which doubles
+    the activations of a pass and makes each LoRA matmul a float32 one."""
     device = torch.device(device) if not isinstance(device, torch.device) else device
-    on = device.type == "cuda" if enabled is None else enabled
-    return torch.autocast(device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+    on = (device.type == "cuda" and (model is None or low_precision(model))) if enabled is None else enabled
+    return torch.autocast(device.type, dtype=default_dtype(device)) if on else contextlib.nullcontext()
 
 
 def load_pretrained(path_or_id: str | Path, tokenizer_only: bool = False, **kwargs):

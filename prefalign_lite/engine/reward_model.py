@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from ..core.files import building_folder
 from .chat import bos_kept, render_chat, text_ids
 from .checkpoints import check_architecture, check_vocabulary, checked_source
-from .encoding import cut_left
-from .models import autocast_for
+from .encoding import cut_left, token_batches
+from .models import autocast_for, default_dtype
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,10 @@ def batch_scores(model, tokenizer, seqs: list[list[int]], device, own_padding: b
     return torch.cat([model(input_ids=torch.tensor([s], device=device)).logits[:, label] for s in seqs])
 
 
+# Tokens (rows x longest) of one scoring pass: 32 conversations of 1,024 tokens, or 8 of the judge's
+# 4,096; about 5 GB of an 8B reward model's working set (bench --estimate).
+REWARD_TOKEN_BUDGET = 32_768
+
 class RewardModel:
     """Scores (prompt, response) pairs through the tokenizer's chat template; ``name`` says which
     model judged (the report names its judge).
@@ -114,8 +118,9 @@ class RewardModel:
     Conversations longer than ``max_length`` tokens are cut from the left; ``max_length`` is capped
     at the model's ``max_position_embeddings``. With ``offload`` (the default on a GPU) the model
     lives in CPU memory and is on ``device`` only while it scores, so a 7-8B judge does not stay
-    resident through training and sampling; every GPU pass runs under bf16 autocast. A tokenizer or
-    config without a pad token is fine (:func:`pad_id_for`).
+    resident through training and sampling; every GPU pass runs under half-precision autocast. A pass
+    scores at most ``batch_size`` conversations and ``token_budget`` tokens (rows x longest). A
+    tokenizer or config without a pad token is fine (:func:`pad_id_for`).
 
     Checked when it loads (:func:`check_reward_config`, :func:`check_score_head`): the model gives
     one output per conversation (``num_labels == 1``; for a classifier with several outputs, name
@@ -123,7 +128,8 @@ class RewardModel:
     naming the row."""
 
     def __init__(self, path_or_id: str | Path, device: str = "cpu", batch_size: int = 16,
-                 max_length: int | None = 4096, offload: bool | None = None, label: int | None = None):
+                 max_length: int | None = 4096, offload: bool | None = None, label: int | None = None,
+                 token_budget: int = REWARD_TOKEN_BUDGET):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"RewardModel: batch_size must be an integer >= 1, got {batch_size!r}")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
@@ -134,7 +140,7 @@ class RewardModel:
         source = checked_source(path_or_id, "reward model")
         config = AutoConfig.from_pretrained(source)
         self.label = check_reward_config(config, self.name, label)
-        self.device, self.batch_size = torch.device(device), batch_size
+        self.device, self.batch_size, self.token_budget = torch.device(device), batch_size, token_budget
         self.max_length = context_length(config, max_length, self.name)
         self.offload = self.device.type == "cuda" if offload is None else offload
         self.home = torch.device("cpu") if self.offload else self.device
@@ -142,7 +148,7 @@ class RewardModel:
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"{self.name}: its tokenizer has no chat template; the judge reads each (prompt, answer) "
                              "as the two-turn chat the template writes, so a reward model needs one")
-        kwargs = {"dtype": torch.bfloat16} if self.device.type == "cuda" else {}
+        kwargs = {"dtype": default_dtype(self.device)} if self.device.type == "cuda" else {}
         model, info = AutoModelForSequenceClassification.from_pretrained(source, output_loading_info=True, **kwargs)
         check_score_head(model, info, self.name)
         check_vocabulary(model, self.tokenizer, self.name)
@@ -175,9 +181,9 @@ class RewardModel:
                     raise ValueError(f"RewardModel.score: {name}[{i}] must be a string, got {type(text).__name__}")
         seqs = encode_chats(self.tokenizer, prompts, responses, self.max_length)
         scores = []
-        with torch.no_grad(), self.on_device() as model, autocast_for(self.device):
-            for lo in range(0, len(seqs), self.batch_size):
-                part = seqs[lo:lo + self.batch_size]
+        with torch.no_grad(), self.on_device() as model, autocast_for(self.device, model=model):
+            for batch in token_batches([len(s) for s in seqs], self.batch_size, self.token_budget):
+                part = seqs[batch.start:batch.stop]
                 scores.append(batch_scores(model, self.tokenizer, part, self.device, self.own_padding,
                                            self.label).float().cpu().numpy())
         return finite_scores(np.concatenate(scores), self.name, prompts)

@@ -6,8 +6,9 @@ model is loaded: with LoRA iterates the reference is the same base with another 
 Logged: loss, reward margin, accuracy, share of pairs flagged as noise, learning rate, seconds per
 update.
 
-On a GPU the defaults switch on bf16 autocast and activation checkpointing (non-reentrant, so a
-frozen 4-bit base with LoRA adapters needs no trick); on a CPU both stay off, the fast path. The
+On a GPU the defaults switch on activation checkpointing (non-reentrant, so a frozen 4-bit base
+with LoRA adapters needs no trick) and, for a 4-bit or half-precision model on a card with bf16,
+bf16 autocast; on a CPU both stay off, the fast path. The
 log-probs never build the ``(2B, T, V)`` logits (see :mod:`.logps`), and SPA's extrapolated
 log-probs are computed chunk by chunk from the two passes' hidden states.
 
@@ -63,7 +64,8 @@ class TrainConfig:
     stage: str = "training"                  # label of this run in log lines, errors and the History
     min_completion_tokens: int | None = None  # truncation keeps this many completion tokens (None: max_length // 2)
     on_unusable_pair: str = "error"          # a pair keeping no completion token: "error" or "skip" (counted)
-    bf16: bool | None = None                 # bf16 autocast of both forward passes (None: on CUDA)
+    bf16: bool | None = None                 # bf16 autocast of both forward passes (None: on CUDA for a 4-bit or
+                                             # half-precision model, on a card with bf16; a float32 model stays float32)
     gradient_checkpointing: bool | None = None   # non-reentrant activation checkpointing (None: on CUDA)
     logit_chunk_elements: int = L.DEFAULT_CHUNK_ELEMENTS   # logits materialised at once by the chunked log-probs
     pad_token_id: int | None = None          # for token-id rows without a tokenizer (default 0)
@@ -145,7 +147,8 @@ class PreferenceTrainer:
         self.config, self.prefix = config, prefix
         self.device = next(model.parameters()).device
         cuda = self.device.type == "cuda"
-        self.bf16 = cuda if config.bf16 is None else config.bf16
+        self.bf16 = (cuda and models.low_precision(model) and models.bf16_supported(self.device)) if config.bf16 is None \
+            else config.bf16
         self.checkpointing = cuda if config.gradient_checkpointing is None else config.gradient_checkpointing
         self.stage = config.stage
 

@@ -22,7 +22,7 @@ import torch
 from ..core.pairs import label_quality
 from ..core import stats
 from ..core.streams import label_index, stream_seed
-from ..engine import generate, logps, models, trainer
+from ..engine import generate, logps, memory, models, trainer
 from ..engine.losses import TrainingLoss
 from ..engine.trainer import LEARNING_RATE  # noqa: F401  (the rate every method trains at; see engine.trainer)
 from ..settings import Setting, from_parameters as setting_from_parameters, resolve
@@ -47,8 +47,9 @@ class SessionConfig:
     ``stage`` for each iterate it trains. ``None`` means the setting's value or the device's."""
 
     seed: int = 0                     # the run's seed: every random stream is derived from it (core.streams)
-    four_bit: bool | None = None      # 4-bit NF4 base; None: on a GPU (QLoRA), not on a CPU, where NF4 rounding
-                                      # halves the tiny model's skill (held-out gold 0.72 -> 0.42, measured)
+    four_bit: bool | None = None      # 4-bit NF4 base; None: on a GPU where the setting asks for low precision
+                                      # (QLoRA), never on a CPU, where NF4 rounding halves the tiny model's skill
+                                      # (held-out gold 0.72 -> 0.42, measured)
     lora: models.LoraSettings = field(default_factory=models.LoraSettings)   # every iterate's adapter shape
     n_eval: int = 500                 # held-out evaluation prompts
     n_train: int = 0                  # training prompts drawn from the setting (the methods cut them up)
@@ -97,9 +98,10 @@ class Session:
         self.setting, self.config = setting, config
         self.sft_path = resolve(str(model)) if model else setting.default_model()
         _, self.tokenizer = models.load_pretrained(self.sft_path, tokenizer_only=True)
-        four_bit = config.four_bit if config.four_bit is not None else models.default_device().type == "cuda"
-        base = models.load_base(self.sft_path, four_bit=four_bit)
-        gpu = next(base.parameters()).device.type == "cuda"
+        gpu = models.default_device().type == "cuda"
+        self.low_precision = gpu and setting.low_precision_on_gpu
+        four_bit = config.four_bit if config.four_bit is not None else self.low_precision
+        base = models.load_base(self.sft_path, four_bit=four_bit, dtype=None if self.low_precision else torch.float32)
         resident = config.resident_adapters if config.resident_adapters is not None else (4 if gpu else None)
         self.iterates = models.IterateAdapters(base, config.lora, resident=resident)
         self.max_length = config.max_length or setting.max_length
@@ -107,7 +109,9 @@ class Session:
         self.max_prompt_tokens = config.max_prompt_tokens or setting.max_prompt_tokens
         self.merged_sampling = gpu if config.merged_sampling is None else config.merged_sampling
         self._merged: tuple | None = None   # (iterate, dense copy) while that iterate is unchanged
-        self.sample_batch_size = config.sample_batch_size or generate.default_batch_size(self.iterates.base)
+        reserve = memory.merged_copy_bytes(self.iterates.base.config) if self.merged_sampling else 0
+        self.sample_batch_size = config.sample_batch_size or generate.default_batch_size(self.iterates.base,
+                                                                                         reserve_bytes=reserve)
         self.pool = setting.pool(config.n_eval, config.n_train, config.seed)
         self.times: dict[str, float] = {}
         self._last_name = -1
@@ -181,15 +185,23 @@ class Session:
             return self.model_for(t)
         if self._merged is None or self._merged[0] != t:
             self._merged = None
-            self._merged = (t, self.iterates.merged(None if t is SFT else t, dtype=models.default_dtype(self.device),
-                                                    base=t is SFT))
+            dtype = models.default_dtype(self.device) if self.low_precision else torch.float32
+            self._merged = (t, self.iterates.merged(None if t is SFT else t, dtype=dtype, base=t is SFT))
         return _no_grad(self._merged[1])
 
     def logps(self, t, rows: list[dict], prefix: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logp_chosen, logp_rejected)`` of plain-string rows under iterate ``t`` (long prompts cut
         from the left, as in training)."""
+        self._release_merged()   # a judging pass's working set and the merged copy are never alive together
         with self.model_for(t) as m:
             return logps.pair_logps(m, self.tokenizer, rows, prefix=prefix, max_length=self.max_length)
+
+    def _release_merged(self) -> None:
+        """Free the merged sampling copy (rebuilt by the next :meth:`sample` that needs it)."""
+        if self._merged is not None:
+            self._merged = None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     @property
     def device(self):
@@ -200,7 +212,7 @@ class Session:
         """Create iterate ``t`` (from ``init_from``, or a fresh adapter for ``None``) and train it
         against iterate ``ref`` with the session's trainer settings."""
         start = time.perf_counter()
-        self._merged = None   # training needs the memory, and iterate t is about to change
+        self._release_merged()   # training needs the memory, and iterate t is about to change
         torch.manual_seed(self.seed_of("lora init", t))  # the same initialisation whatever ran before
         self.iterates.create(t, init_from=init_from)
         cfg = dataclasses.replace(self.config.training, epochs=epochs, max_length=self.max_length,
@@ -213,7 +225,9 @@ class Session:
 
     # ---- judging and evaluation ------------------------------------------------------------------
     def score(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """The setting's gold judge (the world's gold reward, or a reward model)."""
+        """The setting's gold judge (the world's gold reward, or a reward model); the merged sampling
+        copy is freed first, so that it and the reward model are never on the device together."""
+        self._release_merged()
         return np.asarray(self.setting.judge.score(prompts, responses), dtype=float)
 
     def gold_gaps(self, rows: list[dict]) -> np.ndarray:

@@ -38,6 +38,8 @@ class Setting:
     max_new_tokens: int            # tokens of a sampled answer
     max_prompt_tokens: int | None  # sampling cuts longer prompts from the left (None: never)
     sample_top_k: int              # the sampler's top-k (0: none, a draw from the model; generate.DEFAULT_TOP_K)
+    low_precision_on_gpu: bool = True   # on a GPU: a 4-bit NF4 base and half-precision autocast (QLoRA), where
+                                        # the setting's model is a real one; False keeps it in float32 on any device
 
     def default_model(self) -> str:
         """The SFT model a run starts from when the notebook names none."""

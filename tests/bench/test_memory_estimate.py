@@ -124,3 +124,63 @@ def test_bench_estimate_prints_every_component_of_every_phase():
     one = subprocess.run([sys.executable, "-m", "prefalign_lite", "bench", "--estimate", "--config",
                           "configs/mistral7b-sft-4bit.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert one.returncode == 0 and "| reward scoring | reward model |" in one.stdout
+
+
+def test_the_merged_copy_term_is_the_dense_copys_tensors():
+    """The merged sampling copy the estimate adds to sampling (and the session reserves when it sizes
+    the batch) against the storages of a real merged copy of the small Qwen2, in float32 and bf16."""
+    torch.manual_seed(0)
+    iterates = models.IterateAdapters(random_base(SMALL, torch.device("cpu"), four_bit=False, dtype=torch.float32))
+    iterates.create(1)
+    config = build_config(SMALL)
+    for dtype, a in ((torch.float32, 4), (torch.bfloat16, 2)):
+        with LiveBytes() as tracked:
+            copy = iterates.merged(1, dtype=dtype)
+        # what stays alive once built is the copy (the term); the build's float32 temporaries (one
+        # weight at a time, the embedding the largest) are gone before sampling starts
+        assert tracked.live == pytest.approx(memory.merged_copy_bytes(config, a), rel=0.02)
+        assert sum(p.numel() * p.element_size() for p in copy.parameters()) == pytest.approx(
+            memory.merged_copy_bytes(config, a), rel=0.02)
+        assert tracked.peak - tracked.live <= 4 * config.vocab_size * config.hidden_size * 1.05
+        del copy
+
+
+def test_the_7b_configs_phases_with_every_term_alive_fit_their_cards():
+    """Every phase of the 7B config stays under 40 GB with the terms that are alive together (the
+    merged copy while sampling, the policy beside the reward model), at the batches the run uses:
+    the log-prob and reward batches within their token budgets, the sampling batch a 40 GB card gives."""
+    from prefalign_lite.bench import estimate as E
+    from prefalign_lite.engine.logps import LOGPROB_TOKEN_BUDGET
+    from prefalign_lite.engine.reward_model import REWARD_TOKEN_BUDGET
+
+    for name, card in (("mistral7b-sft-4bit", 40), ("mistral7b-sft-4bit-80gb", 80)):
+        peaks = E.peak_by_phase(E.preset_estimate(name))
+        assert set(peaks) == {"training step", "log-prob pass", "sampling", "reward scoring"}
+        assert max(peaks.values()) <= (40 if card == 40 else 0.7 * card), (name, peaks)
+        assert "merged_copy" in E.preset_estimate(name)["sampling"].components
+        assert "policy_beside" in E.preset_estimate(name)["reward scoring"].components
+    batches = E.preset_batches(E.PRESETS["mistral7b-sft-4bit"])
+    assert batches["logprob_rows"] * 1024 <= LOGPROB_TOKEN_BUDGET and batches["reward_batch"] * 4096 <= REWARD_TOKEN_BUDGET
+    assert batches["sample_batch"] == 64 and E.preset_batches(E.PRESETS["mistral7b-sft-4bit-80gb"])["sample_batch"] == 128
+
+
+def test_log_prob_passes_keep_to_their_token_budget_and_give_the_same_numbers():
+    """No-gradient log-prob passes close a batch before it would pass its token budget (padded rows x
+    width; chosen and rejected stacked), so a 7B judging pass is sized in tokens, not pairs."""
+    from prefalign_lite.engine import encoding
+
+    assert [len(b) for b in encoding.token_batches([10, 10, 30, 10, 10], 4, 60)] == [2, 2, 1]
+    assert [len(b) for b in encoding.token_batches([10] * 9, 4, None)] == [4, 4, 1]
+    torch.manual_seed(0)
+    base = random_base(SMALL, torch.device("cpu"), four_bit=False, dtype=torch.float32)
+    rows = random_rows(6, 40, 20, SMALL.config["vocab_size"])
+    calls = []
+    hook = base.get_input_embeddings().register_forward_pre_hook(lambda m, a: calls.append(tuple(a[0].shape)))
+    try:
+        budgeted = logps.pair_logps(base, None, rows, token_budget=2 * 2 * 60)
+        budgeted_calls, calls[:] = list(calls), []
+        whole = logps.pair_logps(base, None, rows)
+    finally:
+        hook.remove()
+    assert budgeted_calls == [(4, 60)] * 3 and calls == [(12, 60)]
+    assert torch.allclose(budgeted[0], whole[0], atol=1e-4) and torch.allclose(budgeted[1], whole[1], atol=1e-4)

@@ -144,7 +144,7 @@ def test_item6_every_pass_runs_under_the_devices_autocast(qwen, monkeypatch):
     seen = []
     layer = next(m for n, m in iterates.model.named_modules() if n.endswith("q_proj.lora_A.iter1"))
     hook = layer.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
-    forced = lambda device, enabled=None: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    forced = lambda device, enabled=None, model=None: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     for module in (logps, generate, reward_model):
         monkeypatch.setattr(module, "autocast_for", forced)
     rows = [{"prompt": "Help me with running.", "chosen": "Run.", "rejected": "Walk."}]

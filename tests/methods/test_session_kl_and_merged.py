@@ -53,3 +53,26 @@ def test_merged_sampling_uses_a_dense_copy_rebuilt_only_when_the_iterate_changes
     assert used[0] is used[1]   # the same dense copy for the second call
     session.sample(SFT, session.eval_prompts[:4])
     assert len(built) == 2
+
+
+def test_the_merged_copy_is_freed_before_scoring_and_judging_and_reserved_when_the_batch_is_sized():
+    """The merged copy and a reward model, or a judging pass's working set, were alive together."""
+    from prefalign_lite.engine import generate, memory
+
+    session = Session(EmbeddedSetting(), config=SessionConfig(n_eval=8, merged_sampling=True))
+    _perturbed(session, 1)
+    prompts = session.eval_prompts[:4]
+    answers = [r[0] for r in session.sample(1, prompts)]
+    assert session._merged is not None
+    session.score(prompts, answers)
+    assert session._merged is None
+    session.sample(1, prompts)
+    assert session._merged is not None
+    session.logps(1, [{"prompt": p, "chosen": a, "rejected": a} for p, a in zip(prompts, answers)])
+    assert session._merged is None
+    config = session.iterates.base.config
+    per = memory.sampling_bytes_per_sequence(config, 340, 300)
+    free = 100 * per
+    plain = generate.default_batch_size(session.iterates.base, "cuda", free_bytes=free)
+    reserved = generate.default_batch_size(session.iterates.base, "cuda", free_bytes=free, reserve_bytes=free / 2)
+    assert (plain, reserved) == (64, 32)
